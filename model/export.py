@@ -1,0 +1,91 @@
+"""Export ResMem-Net to ONNX following the model contract in shared/design.md.
+
+    /usr/bin/python3 model/export.py --variant tiny --seed 0 --out resmemnet-tiny.onnx
+    /usr/bin/python3 model/export.py --variant r50 --seed 0 --weights ckpt.pt --out resmemnet-r50.onnx
+
+Input `image` float32 [N,3,224,224]; outputs `score` [N] and `gradcam` [N,7,7]; N is dynamic.
+Without --weights the model is randomly initialised (memscore.trained=false): its scores are
+NOT memorability, the file only exercises the pipeline.
+"""
+
+import argparse
+import io
+import sys
+
+import onnx
+import torch
+
+from resmemnet import ResMemNet, load_weights
+
+VERSION = "1.0.0"
+INPUT_SIZE = 224
+# opset 17 is the newest torch 1.13 can emit; onnxruntime-node supports it.
+OPSET = 17
+MEAN = STD = "0.5,0.5,0.5"
+
+
+def build_model(variant: str, seed: int, weights: str | None = None) -> ResMemNet:
+    """Seeded model in eval mode (BatchNorm uses running stats, so it folds into the convs)."""
+    torch.manual_seed(seed)
+    model = ResMemNet(variant)
+    if weights:
+        load_weights(model, weights)
+    return model.eval()
+
+
+def metadata(variant: str, trained: bool, training_data: str) -> dict[str, str]:
+    return {
+        "memscore.name": f"resmemnet-{variant}",
+        "memscore.version": VERSION,
+        "memscore.input_size": str(INPUT_SIZE),
+        "memscore.mean": MEAN,
+        "memscore.std": STD,
+        "memscore.trained": "true" if trained else "false",
+        "memscore.training_data": training_data if trained else "none",
+    }
+
+
+def export_onnx(model: ResMemNet, meta: dict[str, str]) -> onnx.ModelProto:
+    # A batch of 2 for tracing, so nothing batch-specific (e.g. a squeezed size-1 axis)
+    # gets baked into the graph; the batch axis is declared dynamic anyway.
+    dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            dummy,
+            buf,
+            input_names=["image"],
+            output_names=["score", "gradcam"],
+            dynamic_axes={"image": {0: "N"}, "score": {0: "N"}, "gradcam": {0: "N"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    del proto.metadata_props[:]
+    for key, value in meta.items():  # dicts keep insertion order -> deterministic bytes
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variant", choices=["r50", "tiny"], required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--weights", help="state_dict saved by torch.save(model.state_dict(), f) (train.py)")
+    p.add_argument("--training-data", default="LaMem", help="recorded in metadata when --weights is given")
+    p.add_argument("--save-weights", help="also write the state_dict that was exported")
+    args = p.parse_args(argv)
+
+    model = build_model(args.variant, args.seed, args.weights)
+    proto = export_onnx(model, metadata(args.variant, bool(args.weights), args.training_data))
+    onnx.save(proto, args.out)
+    if args.save_weights:
+        torch.save(model.state_dict(), args.save_weights)
+    print(f"wrote {args.out} ({args.variant}, seed {args.seed}, trained={bool(args.weights)})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

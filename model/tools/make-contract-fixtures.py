@@ -1,0 +1,57 @@
+"""Writes tiny ONNX models that break the memscore model contract in one way each, for the
+worker's contract-checking tests (test/fixtures/models/). Run: /usr/bin/python3 model/tools/make-contract-fixtures.py"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "test/fixtures/models"
+GOOD_META = {
+    "memscore.name": "contract-fixture",
+    "memscore.version": "0.0.1",
+    "memscore.input_size": "224",
+    "memscore.mean": "0.5,0.5,0.5",
+    "memscore.std": "0.5,0.5,0.5",
+    "memscore.trained": "false",
+    "memscore.training_data": "none",
+}
+
+
+def model(input_shape, gradcam_shape, meta, name):
+    """score = mean(image) per sample; gradcam = zeros of gradcam_shape (batch kept dynamic)."""
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape)
+    score = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    gradcam = helper.make_tensor_value_info("gradcam", TensorProto.FLOAT, gradcam_shape)
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["score"], axes=[1, 2, 3], keepdims=0),
+        # gradcam = zeros shaped [N, g, g]: take a slice of the image and multiply by 0
+        helper.make_node("Slice", ["image", "starts", "ends", "slice_axes"], ["patch"]),
+        helper.make_node("ReduceSum", ["patch", "ch"], ["patch_sum"], keepdims=0),
+        helper.make_node("Mul", ["patch_sum", "zero"], ["gradcam"]),
+    ]
+    g = gradcam_shape[1] if isinstance(gradcam_shape[1], int) else 7
+    inits = [
+        helper.make_tensor("starts", TensorProto.INT64, [2], [0, 0]),
+        helper.make_tensor("ends", TensorProto.INT64, [2], [g, g]),
+        helper.make_tensor("slice_axes", TensorProto.INT64, [2], [2, 3]),
+        helper.make_tensor("ch", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+    ]
+    graph = helper.make_graph(nodes, name, [image], [score, gradcam], initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    for k, v in meta.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(OUT, name + ".onnx"))
+
+
+os.makedirs(OUT, exist_ok=True)
+model(["N", 3, 224, 224], ["N", 7, 7], GOOD_META, "contract-ok")
+model(["N", 3, 128, 128], ["N", 7, 7], GOOD_META, "wrong-input-size")
+model(["N", 3, 224, 224], ["N", 7, 7], {k: v for k, v in GOOD_META.items() if k != "memscore.mean"}, "missing-mean")
+model([1, 3, 224, 224], ["N", 7, 7], GOOD_META, "static-batch")
+print("wrote", OUT)

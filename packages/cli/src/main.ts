@@ -1,0 +1,45 @@
+import { ConfigError, MemscoreError } from "@memscore/shared";
+import { scoreCommand } from "./commands/score.js";
+import { UsageError } from "./usage-error.js";
+
+/** A CLI command: parses its own arguments and returns the process exit code. */
+export type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  score: { run: scoreCommand, summary: "score local image files or directories (no queue)" },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return [
+    "usage: memscore <command> [options]",
+    "",
+    "commands:",
+    ...lines,
+    "",
+    "Run `memscore <command> --help` for its options.",
+  ].join("\n");
+}
+
+/** Runs the memscore CLI; returns the exit code instead of exiting, so tests can call it. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`memscore: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof MemscoreError) {
+      process.stderr.write(`memscore ${name}: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

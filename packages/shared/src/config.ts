@@ -1,0 +1,207 @@
+import { availableParallelism } from "node:os";
+import { ConfigError } from "./errors.js";
+import type { LogLevel } from "./logger.js";
+
+/** Execution providers the worker can ask ONNX Runtime for; `auto` takes the first that initialises. */
+export const EXECUTION_PROVIDERS = ["auto", "cpu", "cuda", "webgpu"] as const;
+export type ExecutionProviderChoice = (typeof EXECUTION_PROVIDERS)[number];
+
+/**
+ * The one resolved, validated configuration of a memscore process. Internals only ever see this
+ * type; it is built once by {@link resolveConfig} from environment variables and CLI flags.
+ */
+export interface MemscoreConfig {
+  /** `REDIS_URL`. @defaultValue "redis://127.0.0.1:6379" */
+  redisUrl: string;
+  /** `MEMSCORE_QUEUE`: BullMQ queue name shared by producers and workers. @defaultValue "memscore" */
+  queueName: string;
+  /** `S3_ENDPOINT`: empty means AWS itself; set for S3-compatible servers. @defaultValue "" */
+  s3Endpoint: string;
+  /** `S3_FORCE_PATH_STYLE`. @defaultValue true when `S3_ENDPOINT` is set, else false */
+  s3ForcePathStyle: boolean;
+  /** `AWS_REGION`. @defaultValue "us-east-1" */
+  awsRegion: string;
+  /** `MEMSCORE_ALLOWED_BUCKETS`: comma-separated; empty allows every bucket. @defaultValue [] */
+  allowedBuckets: string[];
+  /** `MEMSCORE_MODEL`: local path or s3:// URI; empty means the bundled (untrained) model. @defaultValue "" */
+  model: string;
+  /** `MEMSCORE_MODEL_SHA256`: when set, the model file must have this sha256. @defaultValue "" */
+  modelSha256: string;
+  /** `MEMSCORE_PROVIDER`. @defaultValue "auto" */
+  provider: ExecutionProviderChoice;
+  /** `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the core count */
+  intraOpThreads: number;
+  /** `MEMSCORE_BATCH_SIZE`: images per inference. @defaultValue 16 */
+  batchSize: number;
+  /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
+  maxBatchDelayMs: number;
+  /** `MEMSCORE_CONCURRENCY`: chunk jobs a worker processes at once. @defaultValue 4 */
+  concurrency: number;
+  /** `MEMSCORE_MAX_IMAGE_BYTES`: larger objects are refused before download. @defaultValue 52428800 (50 MiB) */
+  maxImageBytes: number;
+  /** `MEMSCORE_MAX_IMAGE_PIXELS`: width×height limit checked from the header, before decoding. @defaultValue 100000000 */
+  maxImagePixels: number;
+  /** `MEMSCORE_HEATMAP_MAX_SIDE`: long side of heatmap overlays, in pixels. @defaultValue 1024 */
+  heatmapMaxSide: number;
+  /** `MEMSCORE_METRICS_HOST`: bind address of the metrics/health server. @defaultValue "127.0.0.1" */
+  metricsHost: string;
+  /** `MEMSCORE_METRICS_PORT`: 0 picks a free port. @defaultValue 9464 */
+  metricsPort: number;
+  /** `MEMSCORE_LOG_LEVEL`. @defaultValue "info" */
+  logLevel: LogLevel;
+  /** `MEMSCORE_LOG_FORMAT`. @defaultValue "json" */
+  logFormat: "json" | "text";
+}
+
+/** Flag values as parsed by the CLI, keyed by config field; they win over the environment. */
+export type ConfigOverrides = Partial<Record<keyof MemscoreConfig, string | number | boolean | string[]>>;
+
+type Parser<T> = (raw: string, key: string) => T;
+
+const text: Parser<string> = (raw) => raw.trim();
+
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, key) => {
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(key, `expected an integer from ${min} to ${max}, got "${raw}"`);
+    }
+    return value;
+  };
+
+const boolean: Parser<boolean> = (raw, key) => {
+  const v = raw.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off"].includes(v)) return false;
+  throw new ConfigError(key, `expected true or false, got "${raw}"`);
+};
+
+const oneOf =
+  <T extends string>(choices: readonly T[]): Parser<T> =>
+  (raw, key) => {
+    const v = raw.trim() as T;
+    if (!choices.includes(v))
+      throw new ConfigError(key, `expected one of ${choices.join(", ")}, got "${raw}"`);
+    return v;
+  };
+
+const bucketList: Parser<string[]> = (raw, key) => {
+  const buckets = raw
+    .split(",")
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+  for (const b of buckets) {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(b))
+      throw new ConfigError(key, `"${b}" is not a valid bucket name`);
+  }
+  return buckets;
+};
+
+const redisUrl: Parser<string> = (raw, key) => {
+  const value = raw.trim();
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(key, "expected a URL such as redis://host:6379 or rediss://host:6380");
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new ConfigError(key, `expected the redis:// or rediss:// scheme, got "${url.protocol}"`);
+  }
+  return value;
+};
+
+interface Field<T> {
+  env: string;
+  parse: Parser<T>;
+  fallback: (partial: Partial<MemscoreConfig>) => T;
+}
+
+const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
+  redisUrl: { env: "REDIS_URL", parse: redisUrl, fallback: () => "redis://127.0.0.1:6379" },
+  queueName: {
+    env: "MEMSCORE_QUEUE",
+    parse: (raw, key) => {
+      if (!/^[A-Za-z0-9_.-]{1,100}$/.test(raw))
+        throw new ConfigError(key, "use letters, digits, '_', '.', '-'");
+      return raw;
+    },
+    fallback: () => "memscore",
+  },
+  s3Endpoint: { env: "S3_ENDPOINT", parse: text, fallback: () => "" },
+  s3ForcePathStyle: { env: "S3_FORCE_PATH_STYLE", parse: boolean, fallback: (c) => Boolean(c.s3Endpoint) },
+  awsRegion: { env: "AWS_REGION", parse: text, fallback: () => "us-east-1" },
+  allowedBuckets: { env: "MEMSCORE_ALLOWED_BUCKETS", parse: bucketList, fallback: () => [] },
+  model: { env: "MEMSCORE_MODEL", parse: text, fallback: () => "" },
+  modelSha256: {
+    env: "MEMSCORE_MODEL_SHA256",
+    parse: (raw, key) => {
+      const v = raw.trim().toLowerCase();
+      if (v !== "" && !/^[0-9a-f]{64}$/.test(v)) throw new ConfigError(key, "expected 64 hex digits");
+      return v;
+    },
+    fallback: () => "",
+  },
+  provider: { env: "MEMSCORE_PROVIDER", parse: oneOf(EXECUTION_PROVIDERS), fallback: () => "auto" },
+  intraOpThreads: {
+    env: "MEMSCORE_INTRA_OP_THREADS",
+    parse: integer(1, 1024),
+    fallback: () => availableParallelism(),
+  },
+  batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
+  maxBatchDelayMs: { env: "MEMSCORE_MAX_BATCH_DELAY_MS", parse: integer(0, 60_000), fallback: () => 20 },
+  concurrency: { env: "MEMSCORE_CONCURRENCY", parse: integer(1, 256), fallback: () => 4 },
+  maxImageBytes: {
+    env: "MEMSCORE_MAX_IMAGE_BYTES",
+    parse: integer(1, 2 ** 40),
+    fallback: () => 50 * 1024 * 1024,
+  },
+  maxImagePixels: {
+    env: "MEMSCORE_MAX_IMAGE_PIXELS",
+    parse: integer(1, 2 ** 40),
+    fallback: () => 100_000_000,
+  },
+  heatmapMaxSide: { env: "MEMSCORE_HEATMAP_MAX_SIDE", parse: integer(7, 16_384), fallback: () => 1024 },
+  metricsHost: { env: "MEMSCORE_METRICS_HOST", parse: text, fallback: () => "127.0.0.1" },
+  metricsPort: { env: "MEMSCORE_METRICS_PORT", parse: integer(0, 65_535), fallback: () => 9464 },
+  logLevel: {
+    env: "MEMSCORE_LOG_LEVEL",
+    parse: oneOf(["debug", "info", "warn", "error"] as const),
+    fallback: () => "info",
+  },
+  logFormat: { env: "MEMSCORE_LOG_FORMAT", parse: oneOf(["json", "text"] as const), fallback: () => "json" },
+};
+
+/** The environment variable behind each config field (for help texts and error messages). */
+export const CONFIG_ENV_NAMES: { readonly [K in keyof MemscoreConfig]: string } = Object.fromEntries(
+  Object.entries(FIELDS).map(([k, f]) => [k, f.env]),
+) as { [K in keyof MemscoreConfig]: string };
+
+/**
+ * Resolves the config: CLI overrides win over environment variables, which win over defaults.
+ * Throws {@link ConfigError} naming the first bad key (the flag's field name or the variable).
+ */
+export function resolveConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: ConfigOverrides = {},
+): MemscoreConfig {
+  const resolved: Partial<MemscoreConfig> = {};
+  // Order matters only for fallbacks that read earlier fields (s3ForcePathStyle reads s3Endpoint).
+  for (const name of Object.keys(FIELDS) as (keyof MemscoreConfig)[]) {
+    const field = FIELDS[name] as Field<unknown>;
+    const override = overrides[name];
+    let value: unknown;
+    if (override !== undefined) {
+      value = Array.isArray(override)
+        ? field.parse(override.join(","), name)
+        : field.parse(String(override), name);
+    } else if (env[field.env] !== undefined && env[field.env] !== "") {
+      value = field.parse(env[field.env] as string, field.env);
+    } else {
+      value = field.fallback(resolved);
+    }
+    (resolved as Record<string, unknown>)[name] = value;
+  }
+  return resolved as MemscoreConfig;
+}

@@ -1,0 +1,67 @@
+export {
+  CONFIG_ENV_NAMES,
+  type ConfigOverrides,
+  EXECUTION_PROVIDERS,
+  type ExecutionProviderChoice,
+  type MemscoreConfig,
+  resolveConfig,
+} from "./config.js";
+export {
+  ConfigError,
+  describeError,
+  ImageError,
+  type ImageErrorReason,
+  MemscoreError,
+  ModelContractError,
+} from "./errors.js";
+export {
+  type ChunkImage,
+  type ChunkJobData,
+  chunkJobId,
+  InvalidJobError,
+  type JobValidationOptions,
+  MAX_CHUNK_IMAGES,
+  RUN_ID_PATTERN,
+  validateChunkJob,
+} from "./job-schema.js";
+export {
+  createLogger,
+  type LogFields,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  redactSecrets,
+  silentLogger,
+} from "./logger.js";
+export { CHUNK_JOB_NAME, CHUNK_JOB_OPTIONS, openChunkQueue } from "./queue.js";
+export { createRedisConnection, describeRedisUrl } from "./redis.js";
+export {
+  finalizeRunResults,
+  type ImageRecord,
+  outputLocations,
+  RECORD_METADATA,
+  type ResultRow,
+  resultsUri,
+  toCsvLine,
+  writeResultsPart,
+} from "./results.js";
+export { completeRun } from "./run-completion.js";
+export { type ChunkCounts, type ListingCheckpoint, type RunSnapshot, RunState } from "./run-state.js";
+export {
+  asPrefix,
+  assertBucketAllowed,
+  formatS3Uri,
+  MAX_KEY_BYTES,
+  parseS3Uri,
+  type S3Location,
+  S3UriError,
+  safeRelativeKey,
+} from "./s3-uri.js";
+export {
+  classifyStorageError,
+  createS3Client,
+  type ObjectInfo,
+  Storage,
+  type StorageOptions,
+  TransientStorageError,
+} from "./storage.js";

@@ -1,0 +1,41 @@
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "./logger.js";
+import { redactSecrets } from "./logger.js";
+
+/**
+ * Opens an ioredis connection suitable for BullMQ: `maxRetriesPerRequest: null` (BullMQ's
+ * blocking commands must wait through reconnects rather than fail), reconnection forever with a
+ * capped back-off (a Redis restart must not end a worker), TLS for `rediss://` URLs.
+ */
+export function createRedisConnection(
+  url: string,
+  options: { name: string; logger?: Logger; extra?: RedisOptions },
+): Redis {
+  const tls = url.startsWith("rediss://");
+  const redis = new Redis(url, {
+    connectionName: options.name,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)),
+    ...(tls ? { tls: {} } : {}),
+    ...options.extra,
+  });
+  let lastError = "";
+  redis.on("error", (error: Error) => {
+    // ioredis repeats the same error on every reconnect attempt: log each distinct one once.
+    if (error.message !== lastError) {
+      lastError = error.message;
+      options.logger?.warn("redis connection error", { connection: options.name, error: error.message });
+    }
+  });
+  redis.on("ready", () => {
+    if (lastError) options.logger?.info("redis connection restored", { connection: options.name });
+    lastError = "";
+  });
+  return redis;
+}
+
+/** The Redis URL with its password masked, for logs and status output. */
+export function describeRedisUrl(url: string): string {
+  return redactSecrets(url) as string;
+}

@@ -1,0 +1,247 @@
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import type { Readable } from "node:stream";
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { MemscoreConfig } from "./config.js";
+import { ImageError, MemscoreError } from "./errors.js";
+import { assertBucketAllowed, formatS3Uri, type S3Location } from "./s3-uri.js";
+
+/** An object as listed: enough to enqueue it and to detect changes (ETag) without a HEAD. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** ETag without quotes. */
+  etag: string;
+}
+
+/** A storage fault that may pass (5xx, throttling, timeouts, dropped connections): retry later. */
+export class TransientStorageError extends MemscoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("storage_transient", message, options);
+  }
+}
+
+export interface StorageOptions {
+  /** Buckets that may be read or written; empty allows all. */
+  allowedBuckets: readonly string[];
+}
+
+const stripQuotes = (etag: string | undefined): string => (etag ?? "").replace(/^"|"$/g, "");
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata?.httpStatusCode : undefined;
+}
+
+/**
+ * Sorts an S3 failure into what it means for one object: missing and forbidden are permanent
+ * (an {@link ImageError}); everything else is transient and worth a retry.
+ */
+export function classifyStorageError(error: unknown, what: string): Error {
+  if (error instanceof MemscoreError) return error;
+  const status = statusOf(error);
+  const name = error instanceof Error ? error.name : "";
+  if (status === 404 || name === "NoSuchKey" || name === "NotFound" || name === "NoSuchBucket") {
+    return new ImageError("not_found", `${what}: not found`, { cause: error });
+  }
+  if (status === 403 || name === "AccessDenied" || name === "Forbidden") {
+    return new ImageError("forbidden", `${what}: access denied`, { cause: error });
+  }
+  const detail = error instanceof Error ? error.message.split("\n")[0] : String(error);
+  return new TransientStorageError(`${what}: ${status ? `HTTP ${status} ` : ""}${detail}`, { cause: error });
+}
+
+/** Creates the S3 client for a config: custom endpoint + path style for S3-compatible servers. */
+export function createS3Client(
+  config: Pick<MemscoreConfig, "s3Endpoint" | "s3ForcePathStyle" | "awsRegion">,
+): S3Client {
+  // Keep-alive sockets, bounded: a worker issues many small GET/PUTs in parallel.
+  const agentOptions = { keepAlive: true, maxSockets: 64 };
+  return new S3Client({
+    region: config.awsRegion,
+    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+    forcePathStyle: config.s3ForcePathStyle,
+    // S3-compatible servers (MinIO, s3rver, Ceph) often reject the SDK's default CRC32 trailers.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: 4,
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 5_000,
+      requestTimeout: 60_000,
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+    }),
+  });
+}
+
+/**
+ * The object store as memscore uses it: streamed listing, size-limited GET, PUT, HEAD. Every
+ * call checks the bucket against the allow-list first, so no caller can forget to.
+ */
+export class Storage {
+  readonly client: S3Client;
+  private readonly allowedBuckets: readonly string[];
+
+  constructor(client: S3Client, options: StorageOptions) {
+    this.client = client;
+    this.allowedBuckets = options.allowedBuckets;
+  }
+
+  static fromConfig(config: MemscoreConfig): Storage {
+    return new Storage(createS3Client(config), { allowedBuckets: config.allowedBuckets });
+  }
+
+  assertAllowed(bucket: string): void {
+    assertBucketAllowed(bucket, this.allowedBuckets);
+  }
+
+  /**
+   * Lists objects under a prefix page by page. Only one page is held at a time, so memory stays
+   * flat however many keys there are. `startAfter` resumes after a checkpointed key.
+   */
+  async *list(
+    location: S3Location,
+    options: { startAfter?: string; pageSize?: number } = {},
+  ): AsyncGenerator<ObjectInfo> {
+    this.assertAllowed(location.bucket);
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: location.bucket,
+            Prefix: location.key,
+            MaxKeys: options.pageSize ?? 1000,
+            ...(token
+              ? { ContinuationToken: token }
+              : options.startAfter
+                ? { StartAfter: options.startAfter }
+                : {}),
+          }),
+        );
+      } catch (error) {
+        throw classifyStorageError(error, `list ${formatS3Uri(location)}`);
+      }
+      for (const item of page.Contents ?? []) {
+        if (item.Key === undefined) continue;
+        yield { key: item.Key, size: item.Size ?? 0, etag: stripQuotes(item.ETag) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /**
+   * Reads an object, refusing it as `too_large` from its Content-Length before the body is read.
+   * Missing/forbidden objects throw {@link ImageError}; other failures {@link TransientStorageError}.
+   */
+  async get(location: S3Location, maxBytes: number): Promise<{ body: Buffer; etag: string; size: number }> {
+    this.assertAllowed(location.bucket);
+    const what = formatS3Uri(location);
+    let response: GetObjectCommandOutput;
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
+    } catch (error) {
+      throw classifyStorageError(error, `get ${what}`);
+    }
+    const body = response.Body as Readable | undefined;
+    const size = response.ContentLength ?? 0;
+    if (size > maxBytes) {
+      body?.destroy();
+      throw new ImageError("too_large", `${size} bytes exceeds the limit of ${maxBytes}`);
+    }
+    try {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of body ?? []) {
+        total += (chunk as Buffer).length;
+        // Content-Length can lie (or be absent): enforce the limit on what actually arrives.
+        if (total > maxBytes) {
+          body?.destroy();
+          throw new ImageError("too_large", `more than ${maxBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return { body: Buffer.concat(chunks, total), etag: stripQuotes(response.ETag), size: total };
+    } catch (error) {
+      throw classifyStorageError(error, `get ${what}`);
+    }
+  }
+
+  /** HEAD: size, ETag and user metadata, or undefined when the object does not exist. */
+  async head(
+    location: S3Location,
+  ): Promise<{ size: number; etag: string; metadata: Record<string, string> } | undefined> {
+    this.assertAllowed(location.bucket);
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: location.key }));
+      return { size: r.ContentLength ?? 0, etag: stripQuotes(r.ETag), metadata: r.Metadata ?? {} };
+    } catch (error) {
+      const classified = classifyStorageError(error, `head ${formatS3Uri(location)}`);
+      if (classified instanceof ImageError && classified.reason === "not_found") return undefined;
+      throw classified;
+    }
+  }
+
+  /** Reads a small text object (JSON records); undefined when missing. */
+  async getText(location: S3Location, maxBytes = 16 * 1024 * 1024): Promise<string | undefined> {
+    try {
+      return (await this.get(location, maxBytes)).body.toString("utf8");
+    } catch (error) {
+      if (error instanceof ImageError && error.reason === "not_found") return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes an object in one PUT: S3 makes it visible whole or not at all, never partially. */
+  async put(
+    location: S3Location,
+    body: Buffer | string,
+    options: { contentType: string; metadata?: Record<string, string> },
+  ): Promise<void> {
+    this.assertAllowed(location.bucket);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          Body: body,
+          ContentType: options.contentType,
+          ...(options.metadata ? { Metadata: options.metadata } : {}),
+        }),
+      );
+    } catch (error) {
+      throw classifyStorageError(error, `put ${formatS3Uri(location)}`);
+    }
+  }
+
+  /** Streams a large object (a run's results table) with a multipart upload, in bounded memory. */
+  async putStream(location: S3Location, body: Readable, contentType: string): Promise<void> {
+    this.assertAllowed(location.bucket);
+    try {
+      await new Upload({
+        client: this.client,
+        params: { Bucket: location.bucket, Key: location.key, Body: body, ContentType: contentType },
+        queueSize: 2,
+        partSize: 8 * 1024 * 1024,
+      }).done();
+    } catch (error) {
+      throw classifyStorageError(error, `put ${formatS3Uri(location)}`);
+    }
+  }
+
+  /** Closes pooled sockets. */
+  close(): void {
+    this.client.destroy();
+  }
+}

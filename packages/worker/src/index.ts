@@ -1,0 +1,23 @@
+export { BUNDLED_MODEL_PATH } from "./bundled-model.js";
+export { AUTO_PROVIDER_ORDER, type ExecutionProviderName, providerCandidates } from "./execution-provider.js";
+export { type HeatmapOptions, normaliseGrid, renderHeatmap, upsampleGrid } from "./heatmap.js";
+export { type LocalImageFile, listLocalImages } from "./local-files.js";
+export { METADATA_KEYS, type ModelMetadata, parseModelMetadata } from "./model-metadata.js";
+export { type ModelInfo, type ModelOutput, ModelRuntime, type ModelRuntimeOptions } from "./model-runtime.js";
+export { readOnnxMetadataProps } from "./onnx-metadata.js";
+export {
+  type DecodeLimits,
+  decodeToModelRgb,
+  inspectImage,
+  type PreparedImage,
+  prepareImage,
+  rgbToTensor,
+} from "./preprocess.js";
+export {
+  type FailedFile,
+  isFailed,
+  type LocalScoreOptions,
+  type LocalScoreResult,
+  type ScoredFile,
+  scoreLocalFiles,
+} from "./score-local.js";

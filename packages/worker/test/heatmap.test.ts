@@ -1,0 +1,36 @@
+import sharp from "sharp";
+import { describe, expect, it } from "vitest";
+import { TURBO_LUT } from "../src/colormap.js";
+import { normaliseGrid, renderHeatmap, upsampleGrid } from "../src/index.js";
+
+describe("Grad-CAM grid", () => {
+  it("normalises by the maximum and leaves an all-zero grid at zero", () => {
+    expect(Array.from(normaliseGrid([0, 2, 4, 1]))).toEqual([0, 0.5, 1, 0.25]);
+    expect(Array.from(normaliseGrid([0, 0, 0, 0]))).toEqual([0, 0, 0, 0]);
+  });
+
+  it("upsamples bilinearly with cell centres on the grid values", () => {
+    const grid = new Float32Array([0, 1, 0, 1]); // 2×2, columns 0 and 1
+    const up = upsampleGrid(grid, 2, 4, 1);
+    // Pixel centres 0.5..3.5 map to grid x -0.25, 0.25, 0.75, 1.25 → clamped and interpolated.
+    expect(Array.from(up)).toEqual([0, 0.25, 0.75, 1]);
+  });
+});
+
+describe("renderHeatmap", () => {
+  it("blends the Turbo colour map over the image: hot cells red, cold cells blue", async () => {
+    const grey = await sharp({ create: { width: 140, height: 140, channels: 3, background: "#808080" } })
+      .png()
+      .toBuffer();
+    const grid = new Float32Array(49);
+    grid[0] = 5; // top-left cell hot, everything else zero
+    const png = await renderHeatmap(grey, grid, 7, { maxPixels: 1e8 });
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([140, 140]);
+    const px = (x: number, y: number) => Array.from(data.subarray((y * 140 + x) * 3, (y * 140 + x) * 3 + 3));
+    const hot = TURBO_LUT.subarray(255 * 3, 256 * 3);
+    const cold = TURBO_LUT.subarray(0, 3);
+    expect(px(5, 5)).toEqual(Array.from(hot).map((c) => Math.round(128 * 0.5 + c * 0.5)));
+    expect(px(135, 135)).toEqual(Array.from(cold).map((c) => Math.round(128 * 0.5 + c * 0.5)));
+  });
+});

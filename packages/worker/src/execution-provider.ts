@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { ExecutionProviderChoice, Logger } from "@memscore/shared";
+import { type ExecutionProviderChoice, type Logger, MemscoreError } from "@memscore/shared";
 
 /** A concrete provider ONNX Runtime can run on (the `auto` choice resolves to one of these). */
 export type ExecutionProviderName = Exclude<ExecutionProviderChoice, "auto">;
@@ -60,5 +60,5 @@ export async function firstWorkingProvider<T>(
       if (choice === "auto") logger.info("execution provider unavailable", { provider, reason });
     }
   }
-  throw new Error(`no execution provider could be initialised (${failures.join("; ")})`);
+  throw new MemscoreError("provider_unavailable", `no execution provider could be initialised (${failures.join("; ")})`);
 }

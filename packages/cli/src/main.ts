@@ -1,5 +1,7 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
+import { enqueueCommand } from "./commands/enqueue.js";
 import { scoreCommand } from "./commands/score.js";
+import { workerCommand } from "./commands/worker.js";
 import { UsageError } from "./usage-error.js";
 
 /** A CLI command: parses its own arguments and returns the process exit code. */
@@ -7,6 +9,8 @@ export type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   score: { run: scoreCommand, summary: "score local image files or directories (no queue)" },
+  enqueue: { run: enqueueCommand, summary: "list an S3 prefix (or a manifest) and enqueue a scoring run" },
+  worker: { run: workerCommand, summary: "pull chunk jobs, score images, write outputs to S3" },
 };
 
 function usage(): string {

@@ -9,7 +9,9 @@ export type ImageErrorReason =
   | "decode_failed"
   | "not_found"
   | "forbidden"
-  | "invalid_uri";
+  | "invalid_uri"
+  /** Transient faults (S3 5xx, timeouts) persisted through every retry of the chunk. */
+  | "retries_exhausted";
 
 /** Base class for errors memscore raises on purpose; `code` is stable and machine-readable. */
 export class MemscoreError extends Error {

@@ -60,5 +60,8 @@ export async function firstWorkingProvider<T>(
       if (choice === "auto") logger.info("execution provider unavailable", { provider, reason });
     }
   }
-  throw new MemscoreError("provider_unavailable", `no execution provider could be initialised (${failures.join("; ")})`);
+  throw new MemscoreError(
+    "provider_unavailable",
+    `no execution provider could be initialised (${failures.join("; ")})`,
+  );
 }

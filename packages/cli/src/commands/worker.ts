@@ -1,0 +1,82 @@
+import { type ConfigOverrides, createLogger, resolveConfig } from "@memscore/shared";
+import { WorkerService } from "@memscore/worker";
+import { parseCommandArgs, stringFlag } from "../args.js";
+import { installShutdownHandlers } from "../shutdown.js";
+
+const HELP = `usage: memscore worker [options]
+
+Pulls chunk jobs from the run queue, scores their images and writes outputs to S3.
+Runs until SIGTERM/SIGINT: the first signal drains in-flight chunks (up to --shutdown-timeout),
+a second one (or the deadline) stops at once and hands unfinished chunks back to the queue.
+
+options:
+  --concurrency N            chunk jobs in flight (MEMSCORE_CONCURRENCY, default 4)
+  --batch-size B             images per inference (MEMSCORE_BATCH_SIZE, default 16)
+  --max-batch-delay-ms MS    wait for a fuller batch at most this long (MEMSCORE_MAX_BATCH_DELAY_MS, default 20)
+  --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
+  --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
+  --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
+  --queue NAME               queue name (MEMSCORE_QUEUE, default memscore)
+  --shutdown-timeout MS      graceful drain deadline (default 30000)
+  --lock-duration MS         how soon a crashed worker's chunks go to others (default 30000)`;
+
+const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
+  concurrency: "concurrency",
+  "batch-size": "batchSize",
+  "max-batch-delay-ms": "maxBatchDelayMs",
+  provider: "provider",
+  threads: "intraOpThreads",
+  model: "model",
+  queue: "queueName",
+};
+
+/** Collects the flags that map one-to-one onto config fields. */
+export function configOverrides(
+  values: Record<string, unknown>,
+  mapping: Record<string, keyof ConfigOverrides>,
+): ConfigOverrides {
+  const overrides: ConfigOverrides = {};
+  for (const [flag, key] of Object.entries(mapping)) {
+    const value = stringFlag(values, flag);
+    if (value !== undefined) overrides[key] = value;
+  }
+  return overrides;
+}
+
+function positiveInt(raw: string | undefined, fallback: number, name: string): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}
+
+export async function workerCommand(args: string[]): Promise<number> {
+  const options = Object.fromEntries(
+    Object.keys(FLAG_TO_CONFIG).map((f) => [f, { type: "string" as const }]),
+  );
+  const parsed = parseCommandArgs(
+    args,
+    { ...options, "shutdown-timeout": { type: "string" }, "lock-duration": { type: "string" } },
+    HELP,
+  );
+  if (!parsed) return 0;
+  const config = resolveConfig(process.env, configOverrides(parsed.values, FLAG_TO_CONFIG));
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    base: { pid: process.pid },
+  });
+  const shutdownTimeout = positiveInt(
+    stringFlag(parsed.values, "shutdown-timeout"),
+    30_000,
+    "shutdown-timeout",
+  );
+  const lockDurationMs = positiveInt(stringFlag(parsed.values, "lock-duration"), 30_000, "lock-duration");
+
+  const service = await WorkerService.start(config, { logger, lockDurationMs });
+  return installShutdownHandlers({
+    logger,
+    graceful: () => service.stop({ graceful: true, timeoutMs: shutdownTimeout }),
+    forced: () => service.stop({ graceful: false, timeoutMs: 5_000 }),
+  });
+}

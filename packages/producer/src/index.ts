@@ -1,0 +1,23 @@
+export {
+  type EnqueueInput,
+  type EnqueueProgress,
+  type EnqueueRunOptions,
+  type ResolvedEnqueueOptions,
+  resolveEnqueueOptions,
+} from "./enqueue-options.js";
+export { type EnqueueSummary, enqueueRun } from "./enqueue-run.js";
+export { ManifestError, RunConflictError, RunNotFoundError } from "./errors.js";
+export type { ListedImage } from "./listed-image.js";
+export {
+  listManifestImages,
+  type ManifestEntry,
+  type ManifestFormat,
+  manifestFormat,
+  readManifest,
+  validateManifest,
+} from "./manifest.js";
+export { listPrefixImages, type PrefixListingOptions } from "./prefix-listing.js";
+export { SlidingRate } from "./progress-rate.js";
+export { generateRunId } from "./run-id.js";
+export { hasCurrentRecord } from "./skip-existing.js";
+export { type RunProgress, runProgress, type WaitForRunOptions, waitForRun } from "./wait-for-run.js";

@@ -1,0 +1,85 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type ChunkJobData,
+  completeRun,
+  createRedisConnection,
+  openChunkQueue,
+  RunState,
+  resolveConfig,
+  Storage,
+  silentLogger,
+} from "@memscore/shared";
+import { type Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+
+/** A Storage client for the test services, optionally restricted to some buckets. */
+export function testStorage(env: NodeJS.ProcessEnv, allowedBuckets: string[] = []): Storage {
+  return Storage.fromConfig(resolveConfig({ ...env, MEMSCORE_ALLOWED_BUCKETS: allowedBuckets.join(",") }));
+}
+
+export function testRedis(env: NodeJS.ProcessEnv): Redis {
+  return createRedisConnection(env.REDIS_URL as string, { name: "producer-test" });
+}
+
+/** A queue on its own connection, obliterated and closed by `close()`. */
+export function testQueue(
+  env: NodeJS.ProcessEnv,
+  name: string,
+): { queue: Queue<ChunkJobData>; close(): Promise<void> } {
+  const redis = testRedis(env);
+  const queue = openChunkQueue(redis, name);
+  return {
+    queue,
+    close: async () => {
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+      await redis.quit();
+    },
+  };
+}
+
+/**
+ * A stand-in for the real worker: records each chunk it is given (by job id), reports it done in
+ * the run state after `delayMs`, and writes the results table when it finishes the run.
+ */
+export function startRecordingConsumer(
+  env: NodeJS.ProcessEnv,
+  queueName: string,
+  storage: Storage,
+  options: { delayMs?: number; concurrency?: number } = {},
+): { jobs: Map<string, ChunkJobData>; processed: () => number; close(): Promise<void> } {
+  const jobs = new Map<string, ChunkJobData>();
+  let processed = 0;
+  const state = testRedis(env);
+  const connection = testRedis(env);
+  const worker = new Worker<ChunkJobData>(
+    queueName,
+    async (job) => {
+      if (options.delayMs) await sleep(options.delayMs);
+      jobs.set(job.id as string, job.data);
+      processed++;
+      const run = new RunState(state, queueName, job.data.runId);
+      const { finalize } = await run.recordChunk(
+        job.data.chunkIndex,
+        { scored: job.data.images.length, failed: 0, failuresByReason: {} },
+        "test-consumer",
+      );
+      if (finalize) await completeRun(storage, run, silentLogger);
+    },
+    { connection, concurrency: options.concurrency ?? 1 },
+  );
+  return {
+    jobs,
+    processed: () => processed,
+    close: async () => {
+      await worker.close();
+      await state.quit();
+      await connection.quit();
+    },
+  };
+}
+
+/** Every key of the test Redis that mentions `text` (for "nothing was written" checks). */
+export async function keysMentioning(redis: Redis, text: string): Promise<string[]> {
+  return redis.keys(`*${text}*`);
+}

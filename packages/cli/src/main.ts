@@ -1,4 +1,5 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
+import { demoCommand } from "./commands/demo.js";
 import { enqueueCommand } from "./commands/enqueue.js";
 import { scoreCommand } from "./commands/score.js";
 import { workerCommand } from "./commands/worker.js";
@@ -8,6 +9,10 @@ import { UsageError } from "./usage-error.js";
 export type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  demo: {
+    run: demoCommand,
+    summary: "the whole pipeline on this machine, on sample images (starts what it needs)",
+  },
   score: { run: scoreCommand, summary: "score local image files or directories (no queue)" },
   enqueue: { run: enqueueCommand, summary: "list an S3 prefix (or a manifest) and enqueue a scoring run" },
   worker: { run: workerCommand, summary: "pull chunk jobs, score images, write outputs to S3" },

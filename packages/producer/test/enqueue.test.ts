@@ -15,7 +15,7 @@ import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
 import { enqueueRun, listPrefixImages, ManifestError } from "../src/index.js";
-import { keysMentioning, startRecordingConsumer, testQueue, testRedis, testStorage } from "./support.js";
+import { runKeys, startRecordingConsumer, testQueue, testRedis, testStorage } from "./support.js";
 
 const SHA_A = "a".repeat(64);
 const SHA_B = "b".repeat(64);
@@ -109,7 +109,7 @@ describe("enqueueRun", () => {
       new RegExp(`:3: "s3://${otherBucket}/c.jpg".*not in MEMSCORE_ALLOWED_BUCKETS`),
     );
     expect(zeroCounts(await q.getJobCounts())).toBe(true);
-    expect(await keysMentioning(redis, name)).toEqual([]);
+    expect(await runKeys(redis, name)).toEqual([]);
   });
 
   it("refuses a forbidden input prefix or output prefix before listing", async () => {
@@ -123,7 +123,7 @@ describe("enqueueRun", () => {
     await expect(
       enqueueRun({ ...base, input: { prefix: `s3://${inBucket}/` }, outputPrefix: `s3://${otherBucket}/o/` }),
     ).rejects.toThrow(/not in MEMSCORE_ALLOWED_BUCKETS/);
-    expect(await keysMentioning(redis, name)).toEqual([]);
+    expect(await runKeys(redis, name)).toEqual([]);
   });
 
   it("lists a prefix with exact rel paths for unicode, space, + and % keys, skipping folder markers", async () => {
@@ -352,7 +352,7 @@ describe("enqueueRun", () => {
   });
 
   it("dry-run lists and counts but writes nothing to Redis", async () => {
-    const { name } = queue();
+    const name = uniqueName("q"); // no Queue object: it would write BullMQ's meta key itself
     const path = await manifest(Array.from({ length: 7 }, (_, i) => `s3://${inBucket}/dry-${i}.jpg`));
     const keysBefore = await redis.dbsize();
     const summary = await enqueueRun({
@@ -367,6 +367,6 @@ describe("enqueueRun", () => {
     });
     expect(summary).toMatchObject({ dryRun: true, imagesListed: 7, imagesEnqueued: 7, chunks: 3 });
     expect(await redis.dbsize()).toBe(keysBefore);
-    expect(await keysMentioning(redis, name)).toEqual([]);
+    expect(await redis.keys(`*${name}*`)).toEqual([]);
   });
 });

@@ -14,6 +14,9 @@ import type { Redis } from "ioredis";
 
 /** A Storage client for the test services, optionally restricted to some buckets. */
 export function testStorage(env: NodeJS.ProcessEnv, allowedBuckets: string[] = []): Storage {
+  // The AWS SDK reads credentials from process.env only; this test process talks to s3rver alone.
+  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
   return Storage.fromConfig(resolveConfig({ ...env, MEMSCORE_ALLOWED_BUCKETS: allowedBuckets.join(",") }));
 }
 
@@ -40,7 +43,8 @@ export function testQueue(
 
 /**
  * A stand-in for the real worker: records each chunk it is given (by job id), reports it done in
- * the run state after `delayMs`, and writes the results table when it finishes the run.
+ * the run state after `delayMs` with a results part of "scored" rows, and writes the results
+ * table when it finishes the run.
  */
 export function startRecordingConsumer(
   env: NodeJS.ProcessEnv,
@@ -58,6 +62,14 @@ export function startRecordingConsumer(
       if (options.delayMs) await sleep(options.delayMs);
       jobs.set(job.id as string, job.data);
       processed++;
+      const rows = job.data.images.map((i) => ({ uri: i.uri, status: "scored" as const, score: 0.5 }));
+      await writeResultsPart(
+        storage,
+        job.data.outputPrefix,
+        job.data.runId,
+        { kind: "chunk", index: job.data.chunkIndex },
+        rows,
+      );
       const run = new RunState(state, queueName, job.data.runId);
       const { finalize } = await run.recordChunk(
         job.data.chunkIndex,
@@ -79,7 +91,7 @@ export function startRecordingConsumer(
   };
 }
 
-/** Every key of the test Redis that mentions `text` (for "nothing was written" checks). */
-export async function keysMentioning(redis: Redis, text: string): Promise<string[]> {
-  return redis.keys(`*${text}*`);
+/** memscore's own keys for a queue (run state, checkpoints), for "nothing was written" checks. */
+export async function runKeys(redis: Redis, queueName: string): Promise<string[]> {
+  return redis.keys(`memscore:${queueName}:*`);
 }

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { type ExecutionProviderChoice, type Logger, MemscoreError } from "@memscore/shared";
@@ -18,6 +18,21 @@ export const AUTO_PROVIDER_ORDER: readonly ExecutionProviderName[] = ["cuda", "w
  * makes ONNX Runtime print a long native error), or undefined if it is worth a try.
  */
 export function providerUnavailableReason(provider: ExecutionProviderName): string | undefined {
+  if (provider === "webgpu") {
+    // Without a GPU device node, Vulkan can only offer a software rasteriser (slower than the
+    // CPU provider), and probing it prints driver noise: skip it.
+    const devices = (dir: string) => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return [];
+      }
+    };
+    const gpu =
+      devices("/dev").some((d) => /^nvidia\d+$/.test(d)) ||
+      devices("/dev/dri").some((d) => d.startsWith("renderD"));
+    return gpu ? undefined : "no GPU device found (/dev/nvidia*, /dev/dri/renderD*)";
+  }
   if (provider !== "cuda") return undefined;
   const entry = createRequire(import.meta.url).resolve("onnxruntime-node");
   const binDir = join(dirname(entry), "..", "bin", "napi-v6", process.platform, process.arch);

@@ -58,7 +58,13 @@ export async function measureRawThroughput({ model, provider, threads, batchSize
       });
     }
     const best = results.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
-    return { provider: runtime.info.provider, model: runtime.info.name, sha256: runtime.info.sha256, results, best };
+    return {
+      provider: runtime.info.provider,
+      model: runtime.info.name,
+      sha256: runtime.info.sha256,
+      results,
+      best,
+    };
   } finally {
     await runtime.close();
   }

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { availableParallelism, cpus, totalmem } from "node:os";
 import { createRequire } from "node:module";
+import { REPO_ROOT } from "./model-file.mjs";
+import { availableParallelism, cpus, totalmem } from "node:os";
 
 const require = createRequire(import.meta.url);
 
@@ -14,7 +15,7 @@ export function describeMachine() {
     // reported as unknown
   }
   try {
-    sharpVersion = require("sharp/package.json").version;
+    sharpVersion = require(require.resolve("sharp", { paths: [`${REPO_ROOT}/packages/worker`] })).versions.sharp;
   } catch {
     // reported as unknown
   }

@@ -12,7 +12,8 @@ export interface WorkerProcess {
 /** Starts `memscore worker ARGS` as a real process. */
 export function startWorkerProcess(env: NodeJS.ProcessEnv, args: string[] = []): WorkerProcess {
   const child = spawn(process.execPath, [CLI_BIN, "worker", ...args], {
-    env: { ...process.env, MEMSCORE_LOG_LEVEL: "warn", ...env },
+    // Port 0: several workers per test (and tests in parallel) must not fight over the default port.
+    env: { ...process.env, MEMSCORE_LOG_LEVEL: "warn", MEMSCORE_METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

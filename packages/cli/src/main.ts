@@ -2,6 +2,7 @@ import { ConfigError, MemscoreError } from "@memscore/shared";
 import { demoCommand } from "./commands/demo.js";
 import { enqueueCommand } from "./commands/enqueue.js";
 import { scoreCommand } from "./commands/score.js";
+import { statusCommand } from "./commands/status.js";
 import { workerCommand } from "./commands/worker.js";
 import { UsageError } from "./usage-error.js";
 
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   score: { run: scoreCommand, summary: "score local image files or directories (no queue)" },
   enqueue: { run: enqueueCommand, summary: "list an S3 prefix (or a manifest) and enqueue a scoring run" },
   worker: { run: workerCommand, summary: "pull chunk jobs, score images, write outputs to S3" },
+  status: { run: statusCommand, summary: "show the queue, its workers and the runs in progress" },
 };
 
 function usage(): string {

@@ -17,6 +17,7 @@ export {
   validateManifest,
 } from "./manifest.js";
 export { listPrefixImages, type PrefixListingOptions } from "./prefix-listing.js";
+export { ProducerMetrics, type ProducerMetricsBaseline } from "./producer-metrics.js";
 export { SlidingRate } from "./progress-rate.js";
 export { generateRunId } from "./run-id.js";
 export { hasCurrentRecord } from "./skip-existing.js";

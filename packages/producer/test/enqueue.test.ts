@@ -239,7 +239,9 @@ describe("enqueueRun", () => {
     expect(sawWaiting).toBe(true);
     expect(samples).toBeGreaterThan(10);
     expect(peakWaiting).toBeLessThanOrEqual(5);
-    expect(peakUnfinished).toBeLessThanOrEqual(5);
+    // A chunk counts as finished once the worker records it, a moment before BullMQ moves it out of
+    // "active": so waiting + active may briefly exceed the window by the consumer's concurrency.
+    expect(peakUnfinished).toBeLessThanOrEqual(5 + 2);
     expect(peakWaiting).toBeGreaterThan(0); // the sampler did see work
     expect(consumer.jobs.size).toBe(60);
     const snapshot = await run.snapshot();

@@ -8,6 +8,7 @@ import {
   resolveConfig,
   Storage,
   silentLogger,
+  writeResultsPart,
 } from "@memscore/shared";
 import { type Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -80,6 +81,8 @@ export function startRecordingConsumer(
     },
     { connection, concurrency: options.concurrency ?? 1 },
   );
+  // A failing stand-in would only show up as a timeout: say why, loudly.
+  worker.on("failed", (job, error) => console.error(`test consumer: job ${job?.id} failed: ${error.message}`));
   return {
     jobs,
     processed: () => processed,

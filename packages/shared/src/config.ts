@@ -23,6 +23,10 @@ export interface MemscoreConfig {
   awsRegion: string;
   /** `MEMSCORE_ALLOWED_BUCKETS`: comma-separated; empty allows every bucket. @defaultValue [] */
   allowedBuckets: string[];
+  /** `MEMSCORE_OUTPUT_BUCKET`: workers refuse jobs whose output prefix is in another bucket; empty allows any allowed bucket. @defaultValue "" */
+  outputBucket: string;
+  /** `MEMSCORE_REDIS_EVICTION_CHECK`: at start, warn about (or refuse) a Redis whose `maxmemory-policy` is not `noeviction`. @defaultValue "warn" */
+  redisEvictionCheck: "warn" | "refuse" | "off";
   /** `MEMSCORE_MODEL`: local path or s3:// URI; empty means the bundled (untrained) model. @defaultValue "" */
   model: string;
   /** `MEMSCORE_MODEL_SHA256`: when set, the model file must have this sha256. @defaultValue "" */
@@ -31,6 +35,17 @@ export interface MemscoreConfig {
   provider: ExecutionProviderChoice;
   /** `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the core count */
   intraOpThreads: number;
+  /**
+   * `MEMSCORE_DECODE_THREADS`: libvips threads per image operation (sharp.concurrency) for decode
+   * and heatmap rendering. Images already run in parallel on libuv's pool (`UV_THREADPOOL_SIZE`),
+   * so one thread each leaves the cores to inference. @defaultValue 1
+   */
+  decodeThreads: number;
+  /**
+   * `MEMSCORE_MAX_IMAGES_IN_FLIGHT`: images between fetch and put at once, across all chunks: the
+   * bound on a worker's image memory. @defaultValue max(4 × batch size, 32)
+   */
+  maxImagesInFlight: number;
   /** `MEMSCORE_BATCH_SIZE`: images per inference. @defaultValue 16 */
   batchSize: number;
   /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
@@ -133,6 +148,20 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   s3ForcePathStyle: { env: "S3_FORCE_PATH_STYLE", parse: boolean, fallback: (c) => Boolean(c.s3Endpoint) },
   awsRegion: { env: "AWS_REGION", parse: text, fallback: () => "us-east-1" },
   allowedBuckets: { env: "MEMSCORE_ALLOWED_BUCKETS", parse: bucketList, fallback: () => [] },
+  outputBucket: {
+    env: "MEMSCORE_OUTPUT_BUCKET",
+    parse: (raw, key) => {
+      const buckets = bucketList(raw, key);
+      if (buckets.length > 1) throw new ConfigError(key, "expected one bucket name");
+      return buckets[0] ?? "";
+    },
+    fallback: () => "",
+  },
+  redisEvictionCheck: {
+    env: "MEMSCORE_REDIS_EVICTION_CHECK",
+    parse: oneOf(["warn", "refuse", "off"] as const),
+    fallback: () => "warn",
+  },
   model: { env: "MEMSCORE_MODEL", parse: text, fallback: () => "" },
   modelSha256: {
     env: "MEMSCORE_MODEL_SHA256",
@@ -150,6 +179,13 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     fallback: () => availableParallelism(),
   },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
+  decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },
+  // After batchSize: the default reads it.
+  maxImagesInFlight: {
+    env: "MEMSCORE_MAX_IMAGES_IN_FLIGHT",
+    parse: integer(1, 100_000),
+    fallback: (c) => Math.max(4 * (c.batchSize ?? 16), 32),
+  },
   maxBatchDelayMs: { env: "MEMSCORE_MAX_BATCH_DELAY_MS", parse: integer(0, 60_000), fallback: () => 20 },
   concurrency: { env: "MEMSCORE_CONCURRENCY", parse: integer(1, 256), fallback: () => 4 },
   maxImageBytes: {

@@ -33,8 +33,30 @@ export {
   redactSecrets,
   silentLogger,
 } from "./logger.js";
+export {
+  createMetricsRegistry,
+  DURATION_BUCKETS_SECONDS,
+  type MetricsRegistryOptions,
+} from "./metrics.js";
+export { type OpsServer, type OpsServerOptions, startOpsServer } from "./ops-server.js";
 export { CHUNK_JOB_NAME, CHUNK_JOB_OPTIONS, openChunkQueue } from "./queue.js";
+export { type QueueMetricsOptions, registerQueueMetrics } from "./queue-metrics.js";
+export {
+  QUEUE_JOB_STATES,
+  type QueueJobState,
+  type QueueOverview,
+  type QueueOverviewOptions,
+  readQueueOverview,
+  runImageCounts,
+} from "./queue-overview.js";
+export {
+  checkRedis,
+  type ReadinessCheck,
+  type ReadinessCondition,
+  type ReadinessReport,
+} from "./readiness.js";
 export { createRedisConnection, describeRedisUrl } from "./redis.js";
+export { checkRedisEvictionPolicy, RedisConfigError } from "./redis-checks.js";
 export {
   finalizeRunResults,
   type ImageRecord,

@@ -40,6 +40,8 @@ export interface ChunkOutcome {
   counts: ChunkCounts;
   /** Images whose earlier outputs (from a previous attempt) were reused. */
   reused: number;
+  /** Of `reused`, those whose earlier outcome was an error (metrics count them apart). */
+  reusedFailed: number;
 }
 
 /** Some images hit transient faults: the chunk must be retried (finished images are reused). */
@@ -209,6 +211,7 @@ export async function processChunk(
   attempt: { rerun: boolean; final: boolean },
 ): Promise<ChunkOutcome> {
   let reused = 0;
+  let reusedFailed = 0;
   const settled = await Promise.allSettled(
     job.images.map((image) =>
       ctx.inFlight.use(async () => {
@@ -216,6 +219,7 @@ export async function processChunk(
           const previous = await previousOutcome(ctx, job, image);
           if (previous) {
             reused++;
+            if (previous.status !== "scored") reusedFailed++;
             return previous;
           }
         }
@@ -255,5 +259,5 @@ export async function processChunk(
       counts.failuresByReason[reason] = (counts.failuresByReason[reason] ?? 0) + 1;
     }
   }
-  return { rows, counts, reused };
+  return { rows, counts, reused, reusedFailed };
 }

@@ -1,6 +1,7 @@
 import { DynamicBatcher } from "./batcher.js";
-import type { ModelOutput, ModelRuntime } from "./model-runtime.js";
+import type { ModelOutput } from "./model-runtime.js";
 import type { StageObserver } from "./stage-timings.js";
+import type { BatchModel } from "./threaded-model-runtime.js";
 
 export interface InferenceEngineOptions {
   batchSize: number;
@@ -8,6 +9,8 @@ export interface InferenceEngineOptions {
   /** Batches running at once on the one session. @defaultValue 1 */
   maxConcurrentBatches?: number;
   observe?: StageObserver;
+  /** Receives every batch's size (images) and inference time (seconds), for metrics. */
+  onBatch?: (images: number, seconds: number) => void;
 }
 
 /**
@@ -16,11 +19,11 @@ export interface InferenceEngineOptions {
  * batch is still running, so the engine goes straight from one inference to the next.
  */
 export class InferenceEngine {
-  readonly runtime: ModelRuntime;
+  readonly runtime: BatchModel;
   private readonly batcher: DynamicBatcher<Float32Array, ModelOutput>;
   readonly batchSize: number;
 
-  constructor(runtime: ModelRuntime, options: InferenceEngineOptions) {
+  constructor(runtime: BatchModel, options: InferenceEngineOptions) {
     this.runtime = runtime;
     this.batchSize = options.batchSize;
     const elements = runtime.imageElements;
@@ -34,8 +37,10 @@ export class InferenceEngine {
         const start = performance.now();
         const outputs = await runtime.run(input, tensors.length);
         // Per-image share of the batch's inference time, so stage sums stay per image.
-        const perImage = (performance.now() - start) / 1000 / tensors.length;
+        const seconds = (performance.now() - start) / 1000;
+        const perImage = seconds / tensors.length;
         for (let i = 0; i < tensors.length; i++) options.observe?.("infer", perImage);
+        options.onBatch?.(tensors.length, seconds);
         return outputs;
       },
     });

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import {
   CHUNK_JOB_NAME,
   type ChunkJobData,
+  checkRedisEvictionPolicy,
   completeRun,
   createRedisConnection,
   describeError,
@@ -15,13 +16,16 @@ import {
   writeResultsPart,
 } from "@memscore/shared";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
+import sharp from "sharp";
 import type { Redis } from "ioredis";
 import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
-import { type ModelInfo, ModelRuntime } from "./model-runtime.js";
+import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
+import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
+import type { WorkerMetrics } from "./worker-metrics.js";
 
 /** Lifecycle of a worker: a small explicit state machine. */
 export type WorkerState = "starting" | "running" | "stopping" | "stopped";
@@ -30,12 +34,20 @@ export interface WorkerServiceOptions {
   logger: Logger;
   /** Receives per-image stage durations (metrics, benchmarks). */
   observe?: StageObserver;
+  /** Prometheus metrics to update (stages, batches, images, chunk jobs, model). @defaultValue none */
+  metrics?: WorkerMetrics;
   /** Bucket job outputs must be written to; empty allows any allowed bucket. */
   outputBucket?: string;
-  /** Images between fetch and put at once. @defaultValue max(4 × batch size, 32) */
+  /** Images between fetch and put at once. @defaultValue config.maxImagesInFlight */
   maxImagesInFlight?: number;
   /** BullMQ lock duration: a crashed worker's chunks are handed to others after this long. @defaultValue 30000 */
   lockDurationMs?: number;
+}
+
+/** A chunk this worker is processing, with the lock token that lets it hand the chunk back. */
+interface ActiveChunk {
+  job: Job<ChunkJobData, ChunkJobResult>;
+  token: string;
 }
 
 /** What a chunk job returns (stored by BullMQ as the job's return value). */
@@ -57,18 +69,20 @@ export class WorkerService {
   private readonly worker: Worker<ChunkJobData, ChunkJobResult>;
   private readonly redis: Redis;
   private readonly storage: Storage;
-  private readonly runtime: ModelRuntime;
+  private readonly runtime: BatchModel;
   private readonly logger: Logger;
   private stopping?: Promise<void>;
   private forceNow?: () => void;
+  private readonly activeChunks: Map<string, ActiveChunk>;
 
   private constructor(parts: {
-    runtime: ModelRuntime;
+    runtime: BatchModel;
     engine: InferenceEngine;
     worker: Worker<ChunkJobData, ChunkJobResult>;
     redis: Redis;
     storage: Storage;
     logger: Logger;
+    activeChunks: Map<string, ActiveChunk>;
   }) {
     this.runtime = parts.runtime;
     this.model = parts.runtime.info;
@@ -77,14 +91,26 @@ export class WorkerService {
     this.redis = parts.redis;
     this.storage = parts.storage;
     this.logger = parts.logger;
+    this.activeChunks = parts.activeChunks;
   }
 
   /** Loads the model, connects, and starts pulling jobs. */
   static async start(config: MemscoreConfig, options: WorkerServiceOptions): Promise<WorkerService> {
     const logger = options.logger;
+    const metrics = options.metrics;
+    const observe: StageObserver | undefined =
+      options.observe && metrics
+        ? (stage, seconds) => {
+            options.observe?.(stage, seconds);
+            metrics.observeStage(stage, seconds);
+          }
+        : (options.observe ?? metrics?.observeStage);
+    // Thread budget: libvips threads per image operation (process-wide setting of sharp).
+    sharp.concurrency(config.decodeThreads);
     const storage = Storage.fromConfig(config);
     const modelPath = await resolveModelFile(config, storage, logger);
-    const runtime = await ModelRuntime.load(modelPath, {
+    // Inference runs in its own thread so the main thread keeps fetching, decoding and writing.
+    const runtime = await ThreadedModelRuntime.load(modelPath, {
       provider: config.provider,
       intraOpThreads: config.intraOpThreads,
       logger,
@@ -92,9 +118,14 @@ export class WorkerService {
     const engine = new InferenceEngine(runtime, {
       batchSize: config.batchSize,
       maxBatchDelayMs: config.maxBatchDelayMs,
-      ...(options.observe && { observe: options.observe }),
+      ...(observe && { observe }),
+      ...(metrics && { onBatch: metrics.observeBatch }),
     });
     const redis = createRedisConnection(config.redisUrl, { name: "memscore-worker", logger });
+    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger).catch((error: unknown) => {
+      redis.disconnect();
+      throw error;
+    });
     const owner = `${hostname()}:${process.pid}`;
     const context: ChunkContext = {
       storage,
@@ -105,15 +136,15 @@ export class WorkerService {
         maxImagePixels: config.maxImagePixels,
         heatmapMaxSide: config.heatmapMaxSide,
       },
-      inFlight: new Semaphore(options.maxImagesInFlight ?? Math.max(4 * config.batchSize, 32)),
-      ...(options.observe && { observe: options.observe }),
+      inFlight: new Semaphore(options.maxImagesInFlight ?? config.maxImagesInFlight),
+      ...(observe && { observe }),
       logger,
     };
     const outputBucket = options.outputBucket
       ? parseS3Uri(`s3://${options.outputBucket}/`).bucket
       : undefined;
 
-    const processor = async (job: Job<ChunkJobData, ChunkJobResult>): Promise<ChunkJobResult> => {
+    const processJob = async (job: Job<ChunkJobData, ChunkJobResult>): Promise<ChunkJobResult> => {
       let data: ChunkJobData;
       try {
         data = validateChunkJob(job.data, {
@@ -142,18 +173,38 @@ export class WorkerService {
         outcome.rows,
       );
       const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner);
+      metrics?.chunkProcessed(outcome);
       if (finalize) await completeRun(storage, run, logger);
       return { scored: outcome.counts.scored, failed: outcome.counts.failed, reused: outcome.reused };
+    };
+
+    // Chunks in flight with their lock tokens, so a forced stop can hand them back at once.
+    const activeChunks = new Map<string, ActiveChunk>();
+    const processor = async (job: Job<ChunkJobData, ChunkJobResult>, token?: string) => {
+      if (job.id !== undefined && token !== undefined) activeChunks.set(job.id, { job, token });
+      try {
+        return await processJob(job);
+      } finally {
+        if (job.id !== undefined) activeChunks.delete(job.id);
+      }
     };
 
     const worker = new Worker<ChunkJobData, ChunkJobResult>(config.queueName, processor, {
       connection: redis,
       concurrency: config.concurrency,
       lockDuration: options.lockDurationMs ?? 30_000,
+      // Look for stalled chunks (of crashed workers) as often as a lock can lapse, not only every
+      // 30 s (BullMQ's default): a short lock duration then really hands chunks over quickly.
+      stalledInterval: Math.min(options.lockDurationMs ?? 30_000, 30_000),
       // A chunk whose worker was killed is handed back this many times before it fails.
       maxStalledCount: 10,
       autorun: false,
     });
+    if (metrics) {
+      worker.on("completed", () => metrics.chunkJobEnded("completed"));
+      // BullMQ sets finishedOn only when the job fails for good; otherwise it is retried.
+      worker.on("failed", (job) => metrics.chunkJobEnded(job?.finishedOn ? "failed" : "retried"));
+    }
     worker.on("failed", (job, error) => {
       logger.warn("chunk failed", {
         jobId: job?.id,
@@ -164,12 +215,13 @@ export class WorkerService {
     });
     worker.on("error", (error) => logger.error("worker error", { error: describeError(error) }));
 
-    const service = new WorkerService({ runtime, engine, worker, redis, storage, logger });
+    const service = new WorkerService({ runtime, engine, worker, redis, storage, logger, activeChunks });
     void worker
       .run()
       .catch((error: unknown) => logger.error("worker stopped", { error: describeError(error) }));
     await worker.waitUntilReady();
     service.state = "running";
+    metrics?.workerStarted(runtime.info, engine);
     logger.info("worker started", {
       queue: config.queueName,
       concurrency: config.concurrency,
@@ -186,8 +238,9 @@ export class WorkerService {
 
   /**
    * Stops the worker. Graceful: stop taking jobs and let in-flight chunks finish. Forced (or
-   * after `timeoutMs`): abandon in-flight chunks; their locks lapse and other workers take them
-   * over, re-using any outputs already written. Idempotent: later calls share the first stop.
+   * after `timeoutMs`): hand in-flight chunks back to the queue at once, so other workers redo
+   * them (re-using any outputs already written) without waiting for their locks to lapse.
+   * Idempotent: later calls share the first stop; a forced call escalates a graceful one.
    */
   stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     // A forced stop requested during a graceful one escalates it instead of waiting behind it.
@@ -197,27 +250,37 @@ export class WorkerService {
       const graceful = options.graceful ?? true;
       const deadline = options.timeoutMs ?? 60_000;
       let timer: NodeJS.Timeout | undefined;
+      let forced = !graceful;
       try {
-        const closing = this.worker.close(!graceful);
-        const timedOut = await Promise.race([
-          closing.then(() => false),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(true), deadline);
-            this.forceNow = () => resolve(true);
-          }),
-        ]);
-        if (timedOut) {
-          this.logger.warn("forcing stop: in-flight chunks go back to the queue", { timeoutMs: deadline });
-          await this.worker.close(true);
+        // close(false) in every case: it stops taking new chunks at once. BullMQ's close() is
+        // idempotent, so a later close(true) would only wait for this same drain: forcing is done
+        // here instead, by handing the in-flight chunks back and no longer waiting for the drain.
+        const drained = this.worker.close(false);
+        if (!forced) {
+          forced = await Promise.race([
+            drained.then(() => false),
+            new Promise<boolean>((resolve) => {
+              timer = setTimeout(() => resolve(true), deadline);
+              this.forceNow = () => resolve(true);
+            }),
+          ]);
+        } else drained.catch(() => {});
+        if (forced) {
+          const handedBack = await this.handBackActiveChunks();
+          this.logger.warn("forced stop: in-flight chunks handed back to the queue", {
+            handedBack,
+            ...(graceful && { timeoutMs: deadline }),
+          });
         }
       } catch (error) {
         this.logger.error("error closing worker", { error: describeError(error) });
       } finally {
         if (timer) clearTimeout(timer);
       }
-      // Each cleanup step on its own: one failure must not leave the others undone.
+      // Each cleanup step on its own: one failure must not leave the others undone. After a
+      // forced stop, abandoned chunks may still be inferring: the session is left to process exit.
       for (const step of [
-        () => this.runtime.close(),
+        () => (forced ? Promise.resolve() : this.runtime.close()),
         () => this.redis.quit(),
         async () => this.storage.close(),
       ]) {
@@ -231,5 +294,28 @@ export class WorkerService {
       this.logger.info("worker stopped");
     })();
     return this.stopping;
+  }
+
+  /**
+   * Moves this worker's in-flight chunks from active back to waiting (releasing their locks,
+   * without counting an attempt), so another worker takes them now. BullMQ's cancelAllJobs()
+   * only aborts processors, and a forced close() leaves the jobs locked until the lock lapses
+   * and a stalled check finds them. A processor still running here afterwards can only write
+   * the same outputs again (S3 PUTs are whole-object, RunState counts a chunk once), and its
+   * completion is refused by BullMQ because it no longer holds the lock.
+   */
+  private async handBackActiveChunks(): Promise<number> {
+    const chunks = [...this.activeChunks.values()];
+    const results = await Promise.allSettled(chunks.map(({ job, token }) => job.moveToWait(token)));
+    for (const [i, result] of results.entries()) {
+      if (result.status === "rejected") {
+        // Usually the chunk finished meanwhile; otherwise its lock lapses and it is taken over later.
+        this.logger.warn("could not hand a chunk back", {
+          jobId: chunks[i]?.job.id,
+          error: describeError(result.reason),
+        });
+      }
+    }
+    return results.filter((r) => r.status === "fulfilled").length;
   }
 }

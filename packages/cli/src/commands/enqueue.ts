@@ -13,6 +13,7 @@ import {
 } from "@memscore/producer";
 import {
   ConfigError,
+  checkRedisEvictionPolicy,
   createLogger,
   createRedisConnection,
   describeError,
@@ -29,6 +30,7 @@ import {
 } from "@memscore/shared";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import { parseCommandArgs, stringFlag } from "../args.js";
+import { type ProducerOps, portFlag, startProducerOps } from "../producer-ops.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore enqueue <s3://bucket/prefix/> --out <s3://bucket/prefix/> [options]
@@ -51,6 +53,8 @@ options:
   --model PATH|URI      model the workers run, for --skip-existing (default: MEMSCORE_MODEL, else bundled)
   --model-sha256 HEX    that model's sha256, instead of hashing the file
   --queue NAME          queue name (default: MEMSCORE_QUEUE, else memscore)
+  --metrics-port N      serve Prometheus /metrics, /healthz and /readyz on port N while running
+                        (0 picks a free port; bind address: MEMSCORE_METRICS_HOST)
 
 Exit code: 0 when enqueued (with --wait: when the run completed, even if some images failed),
 2 on bad usage or configuration, 1 on other failures, 130 when interrupted.`;
@@ -217,6 +221,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
       model: { type: "string" },
       "model-sha256": { type: "string" },
       queue: { type: "string" },
+      "metrics-port": { type: "string" },
     },
     HELP,
   );
@@ -239,6 +244,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
   const dryRun = values["dry-run"] === true;
   const json = values.json === true;
   const wait = values.wait === true && !dryRun;
+  const metricsPort = portFlag(stringFlag(values, "metrics-port"));
   const config = resolveConfig(process.env, {
     ...(stringFlag(values, "queue") !== undefined && { queueName: stringFlag(values, "queue") }),
     ...(stringFlag(values, "model") !== undefined && { model: stringFlag(values, "model") }),
@@ -263,9 +269,11 @@ export async function enqueueCommand(args: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   const status = statusWriter();
   let phase: "enqueue" | "wait" = "enqueue";
+  let ops: ProducerOps | undefined;
   try {
     const modelSha256 = await resolveModelSha256(config, storage, skipExisting);
     if (!dryRun) await assertRedisReachable(redis, config.redisUrl);
+    if (!dryRun) await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger);
     if (!json && !dryRun && stringFlag(values, "run-id") === undefined) {
       process.stderr.write(`run ${runId} (resume with --run-id ${runId})\n`);
     }
@@ -290,6 +298,16 @@ export async function enqueueCommand(args: string[]): Promise<number> {
           ),
       }),
     };
+    if (metricsPort !== undefined && !dryRun) {
+      ops = await startProducerOps(config, { port: metricsPort, runId, redis, logger });
+      process.stderr.write(`serving metrics on ${ops.url}/metrics\n`);
+      const show = options.onProgress;
+      const observe = ops.observe;
+      options.onProgress = (p) => {
+        observe(p);
+        show?.(p);
+      };
+    }
     const summary = await enqueueRun(options);
     status.end();
     let final: RunSnapshot | undefined;
@@ -348,6 +366,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await ops?.close();
     // Each in its own try: one failed close must not keep the other connection (and the process) alive.
     try {
       // QUIT would queue behind a reconnect forever when Redis is unreachable: then just drop it.

@@ -1,6 +1,7 @@
 import { type ConfigOverrides, createLogger, resolveConfig } from "@memscore/shared";
-import { WorkerService } from "@memscore/worker";
+import { WorkerMetrics, WorkerService } from "@memscore/worker";
 import { parseCommandArgs, stringFlag } from "../args.js";
+import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
 
 const HELP = `usage: memscore worker [options]
@@ -15,10 +16,20 @@ options:
   --max-batch-delay-ms MS    wait for a fuller batch at most this long (MEMSCORE_MAX_BATCH_DELAY_MS, default 20)
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
+  --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
+  --max-images-in-flight N   images between fetch and put; bounds memory (MEMSCORE_MAX_IMAGES_IN_FLIGHT,
+                             default max(4 × batch size, 32))
   --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
   --queue NAME               queue name (MEMSCORE_QUEUE, default memscore)
   --shutdown-timeout MS      graceful drain deadline (default 30000)
-  --lock-duration MS         how soon a crashed worker's chunks go to others (default 30000)`;
+  --lock-duration MS         how soon a crashed worker's chunks go to others (default 30000)
+  --metrics-port N           port of /metrics, /healthz, /readyz (MEMSCORE_METRICS_PORT, default 9464;
+                             0 picks a free one, logged); bind address: MEMSCORE_METRICS_HOST (127.0.0.1)
+
+thread budget: inference runs in its own thread with --threads ONNX Runtime threads; decode and
+heatmap rendering run on libuv's pool (UV_THREADPOOL_SIZE, Node's default 4; set it in the
+environment) with --decode-threads libvips threads each. On a CPU-only machine keep
+--threads at the core count and --decode-threads at 1 so rendering does not crowd out inference.`;
 
 const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   concurrency: "concurrency",
@@ -26,8 +37,11 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   "max-batch-delay-ms": "maxBatchDelayMs",
   provider: "provider",
   threads: "intraOpThreads",
+  "decode-threads": "decodeThreads",
+  "max-images-in-flight": "maxImagesInFlight",
   model: "model",
   queue: "queueName",
+  "metrics-port": "metricsPort",
 };
 
 /** Collects the flags that map one-to-one onto config fields. */
@@ -73,10 +87,34 @@ export async function workerCommand(args: string[]): Promise<number> {
   );
   const lockDurationMs = positiveInt(stringFlag(parsed.values, "lock-duration"), 30_000, "lock-duration");
 
-  const service = await WorkerService.start(config, { logger, lockDurationMs });
+  // Metrics/health first, so /readyz answers "loading model" while the model loads.
+  let loaded: WorkerService | undefined;
+  const ops = await startProcessOps(config, {
+    connectionName: "memscore-worker-ops",
+    logger,
+    readiness: () => ({
+      model: loaded === undefined ? "loading model" : loaded.isRunning || `worker ${loaded.state}`,
+    }),
+  });
+  const metrics = new WorkerMetrics(ops.registry);
+  const service = await WorkerService.start(config, {
+    logger,
+    lockDurationMs,
+    metrics,
+    ...(config.outputBucket && { outputBucket: config.outputBucket }),
+  }).catch(async (error: unknown) => {
+    await ops.close();
+    throw error;
+  });
+  loaded = service;
+  const stop = async (options: { graceful: boolean; timeoutMs: number }) => {
+    metrics.workerStopping();
+    await service.stop(options);
+    await ops.close();
+  };
   return installShutdownHandlers({
     logger,
-    graceful: () => service.stop({ graceful: true, timeoutMs: shutdownTimeout }),
-    forced: () => service.stop({ graceful: false, timeoutMs: 5_000 }),
+    graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
+    forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
   });
 }

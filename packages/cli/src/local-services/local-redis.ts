@@ -20,17 +20,29 @@ export interface LocalRedisOptions {
   dir?: string;
   /** @defaultValue silentLogger */
   logger?: Logger;
+  /**
+   * Persist with an append-only file fsynced on every write, as production Redis does, so that
+   * `restart()` keeps the queue. @defaultValue false (no persistence: test data is throwaway)
+   */
+  appendonly?: boolean;
+  /** `maxmemory-policy` of the server. @defaultValue "noeviction" (what BullMQ requires) */
+  maxmemoryPolicy?: string;
+  /**
+   * Serve TLS only (no plain port); the URL becomes `rediss://`. Clients are not asked for
+   * certificates. @defaultValue no TLS
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 /** A private `redis-server` child process. */
 export interface LocalRedis {
-  /** `redis://[:password@]127.0.0.1:PORT` */
+  /** `redis://[:password@]127.0.0.1:PORT` (`rediss://` with the `tls` option) */
   url: string;
   port: number;
   host: string;
   /** Ends the server (SIGTERM, SIGKILL after 5 s) and removes its temp dir; idempotent. */
   stop(): Promise<void>;
-  /** Stops the server and starts it again on the same port with the same settings (data is lost). */
+  /** Stops the server and starts it again on the same port with the same settings (data is lost unless `appendonly`). */
   restart(): Promise<void>;
   /** The server's process id, or undefined while it is not running. */
   pid(): number | undefined;
@@ -69,9 +81,19 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
   const port = options.port ?? (await freePort(HOST));
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "memscore-redis-")));
-  // No persistence: test data is throwaway, and RDB/AOF writes would only slow the tests down.
-  const args = ["--port", String(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", dir];
-  args.push("--maxmemory-policy", "noeviction", "--daemonize", "no");
+  // No persistence by default: test data is throwaway, and RDB/AOF writes would only slow tests down.
+  const persistence = options.appendonly
+    ? ["--appendonly", "yes", "--appendfsync", "always"]
+    : ["--appendonly", "no"];
+  const listen = options.tls
+    ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.certFile]
+    : ["--port", String(port)];
+  if (options.tls) {
+    listen.push("--tls-key-file", options.tls.keyFile, "--tls-ca-cert-file", options.tls.caFile);
+    listen.push("--tls-auth-clients", "no");
+  }
+  const args = [...listen, "--bind", HOST, "--save", "", ...persistence, "--dir", dir];
+  args.push("--maxmemory-policy", options.maxmemoryPolicy ?? "noeviction", "--daemonize", "no");
   if (options.password !== undefined) args.push("--requirepass", options.password);
 
   let current: RunningServer | undefined;
@@ -112,7 +134,7 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
 
   const auth = options.password === undefined ? "" : `:${encodeURIComponent(options.password)}@`;
   return {
-    url: `redis://${auth}${HOST}:${port}`,
+    url: `${options.tls ? "rediss" : "redis"}://${auth}${HOST}:${port}`,
     port,
     host: HOST,
     pid: () => current?.child.pid,

@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// End-to-end throughput: images in S3 → enqueue (producer) → Redis queue → a worker
+// (WorkerService, in this process so its stage totals and batch fill can be read) → heatmaps,
+// records and the results table in S3. Redis and the S3 API server are private, on free ports;
+// the S3 server runs in a child process, as S3 would run elsewhere.
+//
+//   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
+//                             [--threads N] [--provider cpu] [--json]
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { enqueueRun, waitForRun } from "@memscore/producer";
+import { createRedisConnection, parseS3Uri, resolveConfig, Storage, silentLogger } from "@memscore/shared";
+import { STAGES, StageTotals, WorkerService } from "@memscore/worker";
+import { benchImages } from "./lib/bench-images.mjs";
+import { startBenchServices } from "./lib/bench-services.mjs";
+import { describeMachine, printMachine } from "./lib/machine.mjs";
+import { ensureR50Model } from "./lib/model-file.mjs";
+
+const INPUT_BUCKET = "bench-in";
+const OUTPUT_BUCKET = "bench-out";
+
+async function uploadImages(storage, dir, files, prefix) {
+  let next = 0;
+  const uploader = async () => {
+    while (next < files.length) {
+      const file = files[next++];
+      const body = await readFile(join(dir, file));
+      await storage.put(parseS3Uri(`s3://${INPUT_BUCKET}/${prefix}${file}`), body, {
+        contentType: "image/jpeg",
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, uploader));
+}
+
+async function scoreRun(storage, redis, config, runId, prefix) {
+  const started = performance.now();
+  await enqueueRun({
+    storage,
+    redis,
+    queueName: config.queueName,
+    runId,
+    input: { prefix: `s3://${INPUT_BUCKET}/${prefix}` },
+    outputPrefix: `s3://${OUTPUT_BUCKET}/${runId}/`,
+    chunkSize: 32,
+  });
+  const snapshot = await waitForRun(redis, config.queueName, runId, { pollMs: 25 });
+  return { seconds: (performance.now() - started) / 1000, snapshot };
+}
+
+async function countKeys(storage, prefix, suffix) {
+  let n = 0;
+  for await (const o of storage.list(parseS3Uri(`s3://${OUTPUT_BUCKET}/${prefix}`)))
+    if (o.key.endsWith(suffix)) n++;
+  return n;
+}
+
+/**
+ * Scores `images` JPEGs end to end and returns images/s, the per-stage time breakdown, the
+ * mean batch fill and the engine's busy share of the run.
+ */
+export async function measureEndToEnd({
+  model,
+  images,
+  width,
+  height,
+  batchSize,
+  threads,
+  provider,
+  maxBatchDelayMs,
+}) {
+  const { dir, files } = await benchImages(images, width, height);
+  const services = await startBenchServices([INPUT_BUCKET, OUTPUT_BUCKET]);
+  // The S3 SDK reads its credentials from the process environment.
+  Object.assign(process.env, services.env);
+  let worker;
+  const redis = createRedisConnection(services.env.REDIS_URL, { name: "memscore-bench" });
+  const config = resolveConfig(
+    { ...services.env, MEMSCORE_LOG_LEVEL: "warn" },
+    {
+      model,
+      provider,
+      batchSize,
+      maxBatchDelayMs,
+      intraOpThreads: threads,
+      queueName: `bench-${process.pid}`,
+    },
+  );
+  const storage = Storage.fromConfig(config);
+  try {
+    await uploadImages(storage, dir, files, "run/");
+    await uploadImages(storage, dir, files.slice(0, batchSize * 2), "warmup/");
+
+    let totals = new StageTotals();
+    worker = await WorkerService.start(config, {
+      logger: silentLogger,
+      observe: (stage, seconds) => totals.observe(stage, seconds),
+    });
+    // Warm-up run: first inferences plan memory; S3 connections open. Not counted.
+    await scoreRun(storage, redis, config, "warmup", "warmup/");
+    totals = new StageTotals();
+    const before = worker.engine.stats;
+    const rssBefore = process.memoryUsage().rss;
+
+    const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/");
+    const after = worker.engine.stats;
+    const batches = after.batches - before.batches;
+    const items = after.items - before.items;
+    const heatmaps = await countKeys(storage, "measured/", ".heatmap.png");
+    const stages = Object.fromEntries(
+      STAGES.map((s) => [
+        s,
+        {
+          totalSeconds: totals.seconds[s],
+          msPerImage: (1000 * totals.seconds[s]) / Math.max(1, totals.counts[s]),
+        },
+      ]),
+    );
+    return {
+      provider: worker.model.provider,
+      images: files.length,
+      scored: snapshot.imagesScored,
+      failed: snapshot.imagesFailed,
+      heatmapsWritten: heatmaps,
+      seconds,
+      imagesPerSecond: files.length / seconds,
+      batches,
+      meanBatchFill: batches === 0 ? 0 : items / (batches * batchSize),
+      engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
+      stages,
+      rssMiB: { before: rssBefore / 2 ** 20, after: process.memoryUsage().rss / 2 ** 20 },
+    };
+  } finally {
+    await worker?.stop({ graceful: true, timeoutMs: 10_000 });
+    storage.close();
+    await redis.quit();
+    await services.stop();
+  }
+}
+
+export function printEndToEnd(e2e) {
+  console.log(
+    `end to end: ${e2e.imagesPerSecond.toFixed(2)} images/s (${e2e.images} images in ${e2e.seconds.toFixed(1)} s; ` +
+      `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} heatmaps written) on ${e2e.provider}`,
+  );
+  console.log(
+    `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches; ` +
+      `engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the run`,
+  );
+  console.log("  stage time per image (summed over images; stages overlap across images):");
+  for (const [stage, t] of Object.entries(e2e.stages)) {
+    console.log(
+      `    ${stage.padEnd(7)} ${t.msPerImage.toFixed(1).padStart(8)} ms  (total ${t.totalSeconds.toFixed(1)} s)`,
+    );
+  }
+}
+
+export function parseSize(text) {
+  const [w, h] = text.split("x").map(Number);
+  return { width: w, height: h };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      model: { type: "string" },
+      images: { type: "string", default: "128" },
+      size: { type: "string", default: "640x480" },
+      "batch-size": { type: "string", default: "8" },
+      "max-batch-delay-ms": { type: "string", default: "20" },
+      threads: { type: "string" },
+      provider: { type: "string", default: "cpu" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const inputs = {
+    model: values.model ?? ensureR50Model(),
+    images: Number(values.images),
+    ...parseSize(values.size),
+    batchSize: Number(values["batch-size"]),
+    maxBatchDelayMs: Number(values["max-batch-delay-ms"]),
+    threads: Number(values.threads ?? availableParallelism()),
+    provider: values.provider,
+  };
+  const machine = describeMachine();
+  const e2e = await measureEndToEnd(inputs);
+  if (values.json) {
+    console.log(JSON.stringify({ benchmark: "end-to-end", inputs, machine, ...e2e }, null, 2));
+    return;
+  }
+  console.log(`inputs: ${JSON.stringify(inputs)}`);
+  printMachine(machine);
+  printEndToEnd(e2e);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,273 @@
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { freePort, type LocalRedis, startLocalRedis } from "@memscore/cli";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { makeArchive } from "./support/archive.js";
+import { type CliResult, runCli } from "./support/cli.js";
+import {
+  promtool,
+  promtoolCheckMetrics,
+  startPrometheus,
+  type TestPrometheus,
+} from "./support/prometheus.js";
+import { putObjects, testS3Client } from "./support/s3.js";
+import { sleepUntil, startTestServices, type TestServices, uniqueName } from "./support/services.js";
+import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
+
+const DASHBOARD = fileURLToPath(new URL("../infra/grafana/memscore-dashboard.json", import.meta.url));
+const ALERTS = fileURLToPath(new URL("../infra/prometheus/alerts.yml", import.meta.url));
+const IMAGES = 40;
+const BROKEN = 4; // makeArchive puts four unreadable objects first
+
+interface PanelQuery {
+  panel: string;
+  expr: string;
+}
+
+async function dashboardQueries(queue: string): Promise<PanelQuery[]> {
+  const dashboard = JSON.parse(await readFile(DASHBOARD, "utf8")) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  // Grafana fills these in; a window covering the whole (short) run keeps every rate non-empty.
+  return dashboard.panels.flatMap((p) =>
+    p.targets.map((t) => ({
+      panel: p.title,
+      expr: t.expr.replaceAll("$__rate_interval", "1m").replaceAll("$queue", queue),
+    })),
+  );
+}
+
+async function alertExpressions(): Promise<{ alert: string; expr: string }[]> {
+  const rules = parseYaml(await readFile(ALERTS, "utf8")) as {
+    groups: { rules: { alert: string; expr: string }[] }[];
+  };
+  return rules.groups.flatMap((g) => g.rules.map((r) => ({ alert: r.alert, expr: r.expr })));
+}
+
+/** The port a worker's log says its metrics server listens on. */
+function loggedMetricsPort(output: string): number | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.includes("metrics and health server listening")) continue;
+    return (JSON.parse(line) as { port: number }).port;
+  }
+  return undefined;
+}
+
+describe("observability (real Prometheus scraping a worker and a producer during a run)", () => {
+  let services: TestServices;
+  let s3: S3Client;
+  let env: NodeJS.ProcessEnv;
+  let prometheus: TestPrometheus;
+  let workers: WorkerProcess[] = [];
+  const queue = uniqueName("q");
+  const input = uniqueName("in");
+  const output = uniqueName("out");
+  let workerPort: number;
+  let producerPort: number;
+
+  beforeAll(async () => {
+    services = await startTestServices();
+    env = { ...services.env, MEMSCORE_QUEUE: queue, MEMSCORE_INTRA_OP_THREADS: "1" };
+    s3 = testS3Client(env);
+    await s3.send(new CreateBucketCommand({ Bucket: input }));
+    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    const archive = await makeArchive("photos/", IMAGES);
+    await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
+    workerPort = await freePort();
+    producerPort = await freePort();
+    prometheus = await startPrometheus({
+      jobs: {
+        "memscore-worker": [`127.0.0.1:${workerPort}`],
+        "memscore-producer": [`127.0.0.1:${producerPort}`],
+      },
+      ruleFiles: [ALERTS],
+    });
+  });
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    await prometheus?.stop();
+    s3?.destroy();
+    await services?.stop();
+  });
+
+  it("answers every dashboard query with data and every alert expression without error", async () => {
+    const panels = await dashboardQueries(queue);
+    const alerts = await alertExpressions();
+    expect(panels.length).toBeGreaterThan(10);
+    expect(alerts.length).toBeGreaterThan(4);
+
+    // Enqueue first with no worker running: the backlog and the run's progress are then
+    // visible to Prometheus before any image is scored.
+    const enqueue: Promise<CliResult> = runCli(
+      [
+        "enqueue",
+        `s3://${input}/photos/`,
+        "--out",
+        `s3://${output}/scores/`,
+        "--run-id",
+        "obs-run",
+        "--chunk-size",
+        "4",
+        "--wait",
+        "--json",
+        "--metrics-port",
+        String(producerPort),
+      ],
+      env,
+      300_000,
+    );
+    const withData = new Set<string>();
+    const poll = async () => {
+      await Promise.all(
+        panels.map(async ({ expr }) => {
+          const answer = await prometheus.query(expr);
+          if (answer.status === "success" && answer.data.result.length > 0) withData.add(expr);
+        }),
+      );
+    };
+    await sleepUntil(async () => {
+      const answer = await prometheus.query(`max(memscore_run_images_enqueued{run_id="obs-run"})`);
+      return answer.status === "success" && answer.data.result.length > 0;
+    }, 60_000);
+    await poll();
+
+    const producerMetrics = await (await fetch(`http://127.0.0.1:${producerPort}/metrics`)).text();
+    expect(producerMetrics).toContain(
+      `memscore_run_images_enqueued{queue="${queue}",run_id="obs-run"} ${IMAGES}`,
+    );
+    const producerLint = await promtoolCheckMetrics(producerMetrics);
+    expect(producerLint, producerLint.output).toEqual({ code: 0, output: "" });
+
+    workers = [
+      startWorkerProcess({ ...env, MEMSCORE_METRICS_PORT: String(workerPort) }, [
+        "--concurrency",
+        "2",
+        "--batch-size",
+        "4",
+      ]),
+    ];
+    let finished: CliResult | undefined;
+    void enqueue.then((r) => {
+      finished = r;
+    });
+    // Sample the dashboard every second while the run goes on (per-run series vanish when it ends).
+    await sleepUntil(
+      async () => {
+        await poll();
+        return finished !== undefined;
+      },
+      300_000,
+      1_000,
+    );
+    const result = finished as CliResult;
+    expect(result.code, `${result.stderr}\n${workers.map((w) => w.output()).join("\n")}`).toBe(0);
+    const summary = JSON.parse(result.stdout) as { final: { imagesScored: number; imagesFailed: number } };
+    expect(summary.final).toMatchObject({ imagesScored: IMAGES - BROKEN, imagesFailed: BROKEN });
+
+    // What an operator reads off Prometheus once the worker's last counters are scraped.
+    const value = async (expr: string, labels: Record<string, string> = {}) => {
+      const answer = await prometheus.query(expr);
+      const row = (answer.data.result as { metric: Record<string, string>; value: [number, string] }[]).find(
+        (r) => Object.entries(labels).every(([k, v]) => r.metric[k] === v),
+      );
+      return row ? Number(row.value[1]) : undefined;
+    };
+    await sleepUntil(async () => (await value("sum(memscore_images_processed_total)")) === IMAGES, 60_000);
+    expect(await value("sum by (outcome) (memscore_images_processed_total)", { outcome: "scored" })).toBe(
+      IMAGES - BROKEN,
+    );
+    expect(await value("sum by (outcome) (memscore_images_processed_total)", { outcome: "error" })).toBe(
+      BROKEN,
+    );
+    expect(await value("sum(memscore_image_errors_total)")).toBe(BROKEN);
+    expect(await value(`sum(memscore_chunk_jobs_total{outcome="completed"})`)).toBe(IMAGES / 4);
+    expect(await value(`sum(memscore_stage_duration_seconds_count{stage="infer"})`)).toBe(IMAGES - BROKEN);
+    expect(await value("sum(memscore_inference_batch_size_sum)")).toBe(IMAGES - BROKEN);
+    expect(await value("sum(memscore_engine_busy_seconds_total)")).toBeGreaterThan(0);
+    expect(await value("sum(memscore_worker_ready)")).toBe(1);
+    expect(await value("sum(memscore_producer_images_enqueued_total)")).toBe(IMAGES);
+    expect(await value("max by (name) (memscore_model_info)", { name: "resmemnet-tiny" })).toBe(1);
+
+    await poll();
+    const empty = panels.filter((p) => !withData.has(p.expr));
+    expect(empty, `panel queries that never returned data:\n${JSON.stringify(empty, null, 2)}`).toEqual([]);
+
+    for (const { alert, expr } of alerts) {
+      const answer = await prometheus.query(expr);
+      expect(answer.status, `${alert}: ${answer.error}`).toBe("success");
+    }
+    // Prometheus loaded the same file and evaluates every rule without error.
+    const rules = await prometheus.rules();
+    expect(rules.map((r) => r.name).sort()).toEqual(alerts.map((a) => a.alert).sort());
+    await sleepUntil(async () => (await prometheus.rules()).every((r) => r.health === "ok"), 30_000);
+
+    const workerMetrics = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text();
+    const workerLint = await promtoolCheckMetrics(workerMetrics);
+    expect(workerLint, workerLint.output).toEqual({ code: 0, output: "" });
+    // No per-image labels: nothing in the exposition names an input key.
+    expect(workerMetrics).not.toContain("photos/");
+
+    const rulesCheck = await promtool(["check", "rules", ALERTS]);
+    expect(rulesCheck.code, rulesCheck.output).toBe(0);
+  });
+
+  it("shows the queue, the worker and the run in `memscore status --json`", async () => {
+    const status = await runCli(["status", "--run", "obs-run", "--json"], env);
+    expect(status.code, status.stderr).toBe(0);
+    const report = JSON.parse(status.stdout) as {
+      queue: string;
+      workers: { count: number };
+      jobs: Record<string, number>;
+      runs: { runId: string; done: number; total: number; failed: number; failuresByReason: object }[];
+    };
+    expect(report.queue).toBe(queue);
+    expect(report.workers.count).toBe(1);
+    expect(report.jobs.waiting).toBe(0);
+    expect(report.runs).toHaveLength(1);
+    expect(report.runs[0]).toMatchObject({ runId: "obs-run", done: IMAGES, total: IMAGES, failed: BROKEN });
+    expect(report.runs[0]?.failuresByReason).toEqual({
+      not_image: 2,
+      decode_failed: 1,
+      unsupported_format: 1,
+    });
+
+    const unknown = await runCli(["status", "--run", "no-such-run"], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no run "no-such-run"');
+  });
+
+  it("reports a worker not ready while its Redis is down, and ready again once it is back", async () => {
+    let redis: LocalRedis = await startLocalRedis();
+    const worker = startWorkerProcess(
+      { ...env, REDIS_URL: redis.url, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_LOG_LEVEL: "info" },
+      ["--concurrency", "1"],
+    );
+    workers.push(worker);
+    try {
+      await sleepUntil(() => loggedMetricsPort(worker.output()) !== undefined, 60_000);
+      const port = loggedMetricsPort(worker.output());
+      const readyz = async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return { status: response.status, body: (await response.json()) as { notReady?: string[] } };
+      };
+      await sleepUntil(async () => (await readyz()).status === 200, 60_000);
+
+      await redis.stop();
+      await sleepUntil(async () => (await readyz()).status === 503, 30_000);
+      expect((await readyz()).body.notReady).toEqual(["redis"]);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      // Scrapes still answer, saying Redis is down, instead of hanging.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/memscore_redis_up\{queue="[^"]+"\} 0/);
+
+      redis = await startLocalRedis({ port: redis.port });
+      await sleepUntil(async () => (await readyz()).status === 200, 60_000);
+    } finally {
+      await stopWorkers([worker]);
+      await redis.stop();
+    }
+  });
+});

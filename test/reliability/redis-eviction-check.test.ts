@@ -1,0 +1,61 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { startTestServicesWith } from "../support/custom-services.js";
+import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
+import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
+
+const WARNING = 'maxmemory-policy is "allkeys-lru", not "noeviction"';
+
+// A Redis that may evict keys would silently lose queued chunks: say so at start, or refuse.
+describe("Redis maxmemory-policy check at start (Redis with allkeys-lru)", () => {
+  let services: TestServices;
+  let env: NodeJS.ProcessEnv;
+  const workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    services = await startTestServicesWith({ maxmemoryPolicy: "allkeys-lru" });
+    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
+  });
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    await services?.stop();
+  });
+
+  it("warns by default and keeps running", async () => {
+    const worker = startWorkerProcess(env);
+    workers.push(worker);
+    await sleepUntil(() => worker.output().includes(WARNING), 60_000);
+    expect(worker.child.exitCode).toBeNull();
+  });
+
+  it("refuses to start with MEMSCORE_REDIS_EVICTION_CHECK=refuse (worker and producer)", async () => {
+    const worker = startWorkerProcess({ ...env, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" });
+    workers.push(worker);
+    const exit = await worker.exited;
+    expect(exit.code, worker.output()).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    expect(worker.output()).toContain(WARNING);
+    expect(worker.output()).toContain("Set maxmemory-policy noeviction");
+
+    const enqueue = await runCli(
+      ["enqueue", "s3://some-bucket/photos/", "--out", "s3://some-bucket/scores/"],
+      { ...env, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" },
+    );
+    expect(enqueue.code).not.toBe(0);
+    expect(enqueue.stderr).toContain(WARNING);
+  });
+
+  it("logs that it could not check when CONFIG is not allowed (as on managed Redis), and starts", async () => {
+    const admin = new Redis(services.redis.url);
+    await admin.call("ACL", "SETUSER", "limited", "on", ">limited-pw", "~*", "&*", "+@all", "-config");
+    admin.disconnect();
+    const url = `redis://limited:limited-pw@${services.redis.host}:${services.redis.port}`;
+    const worker = startWorkerProcess({ ...env, REDIS_URL: url, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" });
+    workers.push(worker);
+    await sleepUntil(() => worker.output().includes("could not check the Redis maxmemory-policy"), 60_000);
+    expect(worker.output()).toContain("NOPERM");
+    expect(worker.child.exitCode).toBeNull();
+  });
+});

@@ -1,0 +1,74 @@
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ArchiveEntry, makeArchive } from "../support/archive.js";
+import { startTestServicesWith } from "../support/custom-services.js";
+import { enqueueAndWait, queueCounts, readResults, rowsByUri } from "../support/run-outcome.js";
+import { putObjects, testS3Client } from "../support/s3.js";
+import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
+import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
+
+const IMAGES = 150;
+
+// Redis goes away and comes back (with AOF, as in production) while a run is in progress.
+describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", () => {
+  let services: TestServices;
+  let s3: S3Client;
+  let env: NodeJS.ProcessEnv;
+  let workers: WorkerProcess[] = [];
+  const input = uniqueName("in");
+  const output = uniqueName("out");
+  let archive: ArchiveEntry[];
+
+  beforeAll(async () => {
+    services = await startTestServicesWith({ appendonly: true });
+    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
+    s3 = testS3Client(env);
+    await s3.send(new CreateBucketCommand({ Bucket: input }));
+    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    archive = await makeArchive("photos/", IMAGES);
+    await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
+    workers = [0, 1, 2].map(() => startWorkerProcess(env, ["--concurrency", "2", "--batch-size", "8"]));
+  });
+
+  afterAll(async () => {
+    await stopWorkers(workers);
+    s3?.destroy();
+    await services?.stop();
+  });
+
+  it("workers and the waiting producer reconnect by themselves and the run completes", async () => {
+    const run = enqueueAndWait(env, [`s3://${input}/photos/`], `s3://${output}/scores/`, "restart-run", [
+      "--chunk-size",
+      "10",
+    ]);
+    const counts = () => queueCounts(env.REDIS_URL as string, env.MEMSCORE_QUEUE as string);
+    // Restart while chunks are in flight and more are waiting.
+    await sleepUntil(
+      async () => {
+        const c = await counts();
+        return (c.completed ?? 0) >= 3 && (c.active ?? 0) > 0;
+      },
+      180_000,
+      100,
+    );
+    const pidBefore = services.redis.pid();
+    await services.redis.restart();
+    expect(services.redis.pid()).not.toBe(pidBefore);
+
+    const result = await run;
+    expect(result.code, `${result.stderr}\n${workers.map((w) => w.output()).join("\n")}`).toBe(0);
+    expect(result.summary?.imagesEnqueued).toBe(IMAGES);
+    const rows = await readResults(s3, output, "scores/", "restart-run");
+    expect(rows).toHaveLength(IMAGES);
+    const byUri = rowsByUri(rows);
+    for (const entry of archive) {
+      const row = byUri.get(`s3://${input}/${entry.key}`);
+      if (entry.expect === "scored") expect(row?.status, entry.key).toBe("scored");
+      else expect(row?.error_reason, entry.key).toBe(entry.expect.reason);
+    }
+    expect(await counts()).toMatchObject({ active: 0, wait: 0, failed: 0 });
+    // The same three workers did it all: none exited over the lost connection.
+    for (const w of workers) expect(w.child.exitCode, w.output()).toBeNull();
+    expect(workers.map((w) => w.output()).join("\n")).toContain("redis connection error");
+  });
+});

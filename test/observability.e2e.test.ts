@@ -212,6 +212,9 @@ describe("observability (real Prometheus scraping a worker and a producer during
 
     const rulesCheck = await promtool(["check", "rules", ALERTS]);
     expect(rulesCheck.code, rulesCheck.output).toBe(0);
+    // The alerts fire when they should (stalled run, failure ratio, workers down): promtool's unit tests.
+    const rulesTest = await promtool(["test", "rules", ALERTS.replace(/\.yml$/, ".test.yml")]);
+    expect(rulesTest.code, rulesTest.output).toBe(0);
   });
 
   it("shows the queue, the worker and the run in `memscore status --json`", async () => {
@@ -233,6 +236,12 @@ describe("observability (real Prometheus scraping a worker and a producer during
       decode_failed: 1,
       unsupported_format: 1,
     });
+
+    const text = await runCli(["status", "--run", "obs-run"], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`queue ${queue}`);
+    expect(text.stdout).toMatch(new RegExp(`obs-run .*100\\.0%  ${IMAGES}/${IMAGES} images  finished`));
+    expect(text.stdout).toContain("failed 4 (not_image 2, decode_failed 1, unsupported_format 1)");
 
     const unknown = await runCli(["status", "--run", "no-such-run"], env);
     expect(unknown.code).toBe(1);

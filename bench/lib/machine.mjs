@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { REPO_ROOT } from "./model-file.mjs";
 import { availableParallelism, cpus, totalmem } from "node:os";
+import { REPO_ROOT } from "./model-file.mjs";
 
 const require = createRequire(import.meta.url);
 
@@ -15,7 +15,8 @@ export function describeMachine() {
     // reported as unknown
   }
   try {
-    sharpVersion = require(require.resolve("sharp", { paths: [`${REPO_ROOT}/packages/worker`] })).versions.sharp;
+    sharpVersion = require(require.resolve("sharp", { paths: [`${REPO_ROOT}/packages/worker`] })).versions
+      .sharp;
   } catch {
     // reported as unknown
   }

@@ -82,7 +82,9 @@ export function startRecordingConsumer(
     { connection, concurrency: options.concurrency ?? 1 },
   );
   // A failing stand-in would only show up as a timeout: say why, loudly.
-  worker.on("failed", (job, error) => console.error(`test consumer: job ${job?.id} failed: ${error.message}`));
+  worker.on("failed", (job, error) =>
+    console.error(`test consumer: job ${job?.id} failed: ${error.message}`),
+  );
   return {
     jobs,
     processed: () => processed,

@@ -103,7 +103,7 @@ const formatEta = (seconds: number | null): string => {
 const describeFailures = (byReason: Record<string, number>): string =>
   Object.entries(byReason)
     .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1])
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([reason, n]) => `${reason} ${n}`)
     .join(", ");
 

@@ -42,7 +42,7 @@ describe("Redis maxmemory-policy check at start (Redis with allkeys-lru)", () =>
 
     const enqueue = await runCli(
       ["enqueue", "s3://some-bucket/photos/", "--out", "s3://some-bucket/scores/"],
-      { ...env, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" },
+      { ...env, MEMSCORE_METRICS_PORT: "0", MEMSCORE_REDIS_EVICTION_CHECK: "refuse" },
     );
     expect(enqueue.code).not.toBe(0);
     expect(enqueue.stderr).toMatch(WARNING);

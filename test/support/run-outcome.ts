@@ -33,7 +33,8 @@ export async function enqueueAndWait(
 ): Promise<{ code: number | null; summary: EnqueueSummary | undefined; stderr: string }> {
   const result = await runCli(
     ["enqueue", ...input, "--out", outputPrefix, "--run-id", runId, "--wait", "--json", ...extra],
-    env,
+    // A metrics port of its own (0: any free one), so producers of parallel tests never collide.
+    { MEMSCORE_METRICS_PORT: "0", ...env },
     timeoutMs,
   );
   const line = result.stdout.trim().split("\n").at(-1);

@@ -52,6 +52,8 @@ export interface HeatmapOptions extends DecodeLimits {
   maxSide?: number;
   /** Weight of the colour map in the blend. @defaultValue 0.5 */
   alpha?: number;
+  /** zlib level of the PNG (0–9). @defaultValue 6 */
+  compressionLevel?: number;
 }
 
 /**
@@ -87,6 +89,6 @@ export async function renderHeatmap(
     }
   }
   return sharp(out, { raw: { width, height, channels: 3 } })
-    .png({ compressionLevel: 6 })
+    .png({ compressionLevel: options.compressionLevel ?? 6 })
     .toBuffer();
 }

@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import {
   type EnqueueInput,
   type EnqueueRunOptions,
@@ -19,7 +17,6 @@ import {
   describeError,
   describeRedisUrl,
   MAX_CHUNK_IMAGES,
-  type MemscoreConfig,
   parseS3Uri,
   RUN_ID_PATTERN,
   type RunSnapshot,
@@ -28,8 +25,8 @@ import {
   S3UriError,
   Storage,
 } from "@memscore/shared";
-import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import { parseCommandArgs, stringFlag } from "../args.js";
+import { resolveModelSha256 } from "../model-sha256.js";
 import { type ProducerOps, portFlag, startProducerOps } from "../producer-ops.js";
 import { UsageError } from "../usage-error.js";
 
@@ -75,35 +72,6 @@ function integerFlag(values: Record<string, unknown>, name: string, max: number)
     throw new UsageError(`--${name}: expected an integer from 1 to ${max}, got "${raw}"`);
   }
   return value;
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
-/**
- * The sha256 of the model the workers run: given, or hashed from the local file, or (only when
- * --skip-existing needs it) downloaded from S3. Empty when unknown and not needed.
- */
-async function resolveModelSha256(
-  config: MemscoreConfig,
-  storage: Storage,
-  needed: boolean,
-): Promise<string> {
-  if (config.modelSha256) return config.modelSha256;
-  const model = config.model || BUNDLED_MODEL_PATH;
-  if (!model.startsWith("s3://")) {
-    try {
-      return await sha256OfFile(model);
-    } catch (error) {
-      throw new ConfigError("model", `cannot read ${model}: ${describeError(error)}`);
-    }
-  }
-  if (!needed) return "";
-  const { body } = await storage.get(parseS3Uri(model), 4 * 1024 ** 3);
-  return createHash("sha256").update(body).digest("hex");
 }
 
 /** Fails fast instead of hanging: BullMQ connections otherwise wait for Redis forever. */

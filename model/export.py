@@ -9,6 +9,7 @@ NOT memorability, the file only exercises the pipeline.
 """
 
 import argparse
+import inspect
 import io
 import sys
 
@@ -60,6 +61,9 @@ def export_onnx(model: ResMemNet, meta: dict[str, str]) -> onnx.ModelProto:
             dynamic_axes={"image": {0: "N"}, "score": {0: "N"}, "gradcam": {0: "N"}},
             opset_version=OPSET,
             do_constant_folding=True,
+            # torch >= 2.9 defaults to the dynamo exporter; the graph here is made for the
+            # TorchScript exporter (deterministic bytes, opset 17), so ask for it explicitly.
+            **({"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}),
         )
     proto = onnx.load_from_string(buf.getvalue())
     del proto.metadata_props[:]

@@ -1,6 +1,8 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
 import { demoCommand } from "./commands/demo.js";
 import { enqueueCommand } from "./commands/enqueue.js";
+import { producerCommand } from "./commands/producer.js";
+import { scheduleCommand } from "./commands/schedule.js";
 import { scoreCommand } from "./commands/score.js";
 import { statusCommand } from "./commands/status.js";
 import { workerCommand } from "./commands/worker.js";
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   enqueue: { run: enqueueCommand, summary: "list an S3 prefix (or a manifest) and enqueue a scoring run" },
   worker: { run: workerCommand, summary: "pull chunk jobs, score images, write outputs to S3" },
   status: { run: statusCommand, summary: "show the queue, its workers and the runs in progress" },
+  schedule: { run: scheduleCommand, summary: "add, list or remove scheduled rescans of an S3 prefix" },
+  producer: { run: producerCommand, summary: "the producer service: run scheduled scans as enqueued runs" },
 };
 
 function usage(): string {

@@ -67,9 +67,7 @@ export function scheduleLastRunKey(queueName: string, schedule: string): string 
 
 /** Whether a run id was produced by `schedule` (and not by a schedule whose name extends it). */
 export function isScanRunOf(schedule: string, runId: string): boolean {
-  return (
-    runId.startsWith(`${schedule}-`) && /^\d{8}T\d{6}\.\d{3}Z$/.test(runId.slice(schedule.length + 1))
-  );
+  return runId.startsWith(`${schedule}-`) && /^\d{8}T\d{6}\.\d{3}Z$/.test(runId.slice(schedule.length + 1));
 }
 
 function optionalInteger(data: Record<string, unknown>, key: string, max: number): number | undefined {

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 
 /** How a scheduled scan ended. */
-export type ScanOutcome = "enqueued" | "skipped_busy" | "failed" | "handed_back";
+export type ScanOutcome = "enqueued" | "skipped_busy" | "skipped_removed" | "failed" | "handed_back";
 
 /**
  * Metrics of the producer service's scheduled scans. The per-image counters of the runs it
@@ -17,7 +17,7 @@ export class ScanMetrics {
     const registers = [registry];
     this.scans = new Counter({
       name: "memscore_producer_scans_total",
-      help: "Scheduled scans, by schedule and outcome (enqueued, skipped_busy, failed, handed_back).",
+      help: "Scheduled scans, by schedule and outcome (enqueued, skipped_busy, skipped_removed, failed, handed_back).",
       labelNames: ["schedule", "outcome"],
       registers,
     });

@@ -3,8 +3,8 @@ import {
   describeError,
   type Logger,
   RunState,
-  type Storage,
   S3UriError,
+  type Storage,
 } from "@memscore/shared";
 import { type Job, type Queue, UnrecoverableError, WaitingError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -49,7 +49,7 @@ export interface ScanServiceOptions {
 /** What one scan did (stored by BullMQ as the scan job's return value). */
 export interface ScanResult {
   runId: string;
-  outcome: "enqueued" | "skipped_busy";
+  outcome: "enqueued" | "skipped_busy" | "skipped_removed";
   /** Why the scan was skipped. */
   reason?: string;
   imagesEnqueued: number;
@@ -65,6 +65,8 @@ interface ProgressTotals {
   skipped: number;
   chunks: number;
 }
+
+const NOTHING_ENQUEUED = { imagesEnqueued: 0, imagesSkipped: 0, chunks: 0, resumed: false } as const;
 
 interface ActiveScan {
   job: Job<ScanJobData, ScanResult>;
@@ -187,6 +189,19 @@ export class ScanService {
   ): Promise<ScanResult> {
     const { redis, queueName, logger } = this.options;
     const runId = scanRunId(data.schedule, scheduledTime(job));
+    // An iteration already waiting when its schedule was removed is not scanned.
+    if (
+      job.repeatJobKey !== undefined &&
+      (await this.queue.getJobScheduler(job.repeatJobKey)) === undefined
+    ) {
+      logger.info("scan skipped", {
+        schedule: data.schedule,
+        runId,
+        jobId: job.id,
+        reason: "schedule removed",
+      });
+      return { ...NOTHING_ENQUEUED, runId, outcome: "skipped_removed", reason: "schedule removed" };
+    }
     const busy = await this.busyReason(job, data.schedule, runId);
     if (busy) {
       logger.info("scan skipped", { schedule: data.schedule, runId, jobId: job.id, reason: busy });

@@ -2,8 +2,8 @@ import {
   ConfigError,
   describeError,
   parseS3Uri,
-  RunState,
   type RunSnapshot,
+  RunState,
   type Storage,
 } from "@memscore/shared";
 import { Queue } from "bullmq";
@@ -120,7 +120,10 @@ export async function listSchedules(queue: Queue<ScanJobData>): Promise<Schedule
 }
 
 /** One schedule, or undefined when there is none by that name. */
-export async function getSchedule(queue: Queue<ScanJobData>, name: string): Promise<ScheduleInfo | undefined> {
+export async function getSchedule(
+  queue: Queue<ScanJobData>,
+  name: string,
+): Promise<ScheduleInfo | undefined> {
   const json = await queue.getJobScheduler(name);
   return json ? toScheduleInfo({ ...json, key: json.key ?? name }) : undefined;
 }

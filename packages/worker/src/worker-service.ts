@@ -16,8 +16,8 @@ import {
   writeResultsPart,
 } from "@memscore/shared";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
-import sharp from "sharp";
 import type { Redis } from "ioredis";
+import sharp from "sharp";
 import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
@@ -277,10 +277,12 @@ export class WorkerService {
       } finally {
         if (timer) clearTimeout(timer);
       }
-      // Each cleanup step on its own: one failure must not leave the others undone. After a
-      // forced stop, abandoned chunks may still be inferring: the session is left to process exit.
+      // Each cleanup step on its own: one failure must not leave the others undone. The session
+      // is released after a forced stop too: onnxruntime-node runs inferences on the JS thread, so
+      // none is mid-run here (a later one from an abandoned chunk just fails), while a session
+      // left to process exit was seen to abort the process (Napi::Error) instead of exiting 143.
       for (const step of [
-        () => (forced ? Promise.resolve() : this.runtime.close()),
+        () => this.runtime.close(),
         () => this.redis.quit(),
         async () => this.storage.close(),
       ]) {

@@ -1,0 +1,114 @@
+import { ProducerMetrics, ScanMetrics, ScanService } from "@memscore/producer";
+import {
+  type ConfigOverrides,
+  checkRedisEvictionPolicy,
+  createLogger,
+  createRedisConnection,
+  resolveConfig,
+  Storage,
+} from "@memscore/shared";
+import { parseCommandArgs, stringFlag } from "../args.js";
+import { modelSha256Resolver } from "../model-sha256.js";
+import { startProcessOps } from "../process-ops.js";
+import { installShutdownHandlers } from "../shutdown.js";
+import { UsageError } from "../usage-error.js";
+import { configOverrides } from "./worker.js";
+
+const HELP = `usage: memscore producer [options]
+
+The producer service: runs the scans that schedules (\`memscore schedule add\`) produce, each as
+an enqueued run of the new and changed images. Run one or more; each scheduled iteration is
+scanned by exactly one of them. Runs until SIGTERM/SIGINT: the first signal lets running scans
+finish (up to --shutdown-timeout), a second one (or the deadline) stops them at their last
+checkpoint and hands them back to the queue, where another producer resumes them.
+
+options:
+  --concurrency N            scans at once (default 1)
+  --model PATH|s3://URI      the model the workers run, whose sha256 decides which records are
+                             current (MEMSCORE_MODEL, default: the bundled model)
+  --model-sha256 HEX         that model's sha256, instead of hashing the file (MEMSCORE_MODEL_SHA256)
+  --queue NAME               chunk queue (MEMSCORE_QUEUE, default memscore); scans come from NAME-scans
+  --shutdown-timeout MS      graceful stop deadline (default 30000)
+  --lock-duration MS         how soon a crashed producer's scan goes to another (default 30000)
+  --metrics-port N           port of /metrics, /healthz, /readyz (MEMSCORE_METRICS_PORT, default 9464;
+                             0 picks a free one, logged); bind address: MEMSCORE_METRICS_HOST (127.0.0.1)`;
+
+const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
+  model: "model",
+  "model-sha256": "modelSha256",
+  queue: "queueName",
+  "metrics-port": "metricsPort",
+};
+
+function positiveInt(values: Record<string, unknown>, name: string, fallback: number, max: number): number {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`--${name}: expected an integer from 1 to ${max}, got "${raw}"`);
+  return n;
+}
+
+/** `memscore producer`: the long-running service that turns scheduled scans into runs. */
+export async function producerCommand(args: string[]): Promise<number> {
+  const options = Object.fromEntries(
+    [...Object.keys(FLAG_TO_CONFIG), "concurrency", "shutdown-timeout", "lock-duration"].map((f) => [
+      f,
+      { type: "string" as const },
+    ]),
+  );
+  const parsed = parseCommandArgs(args, options, HELP);
+  if (!parsed) return 0;
+  const concurrency = positiveInt(parsed.values, "concurrency", 1, 64);
+  const shutdownTimeout = positiveInt(parsed.values, "shutdown-timeout", 30_000, 24 * 3_600_000);
+  const lockDurationMs = positiveInt(parsed.values, "lock-duration", 30_000, 3_600_000);
+  const config = resolveConfig(process.env, configOverrides(parsed.values, FLAG_TO_CONFIG));
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    base: { pid: process.pid, role: "producer" },
+  });
+
+  // Metrics/health first: /readyz answers (not ready) while the service connects.
+  let service: ScanService | undefined;
+  const ops = await startProcessOps(config, {
+    connectionName: "memscore-producer-ops",
+    logger,
+    readiness: () => ({
+      scans: service === undefined ? "starting" : service.isRunning || `producer ${service.state}`,
+    }),
+  });
+  const producerMetrics = new ProducerMetrics(ops.registry);
+  const storage = Storage.fromConfig(config);
+  const redis = createRedisConnection(config.redisUrl, { name: "memscore-producer", logger });
+  try {
+    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger);
+    service = await ScanService.start({
+      redis,
+      storage,
+      queueName: config.queueName,
+      modelSha256: modelSha256Resolver(config, storage),
+      logger,
+      concurrency,
+      lockDurationMs,
+      metrics: new ScanMetrics(ops.registry),
+      onProgress: producerMetrics.observe,
+    });
+  } catch (error) {
+    redis.disconnect();
+    storage.close();
+    await ops.close();
+    throw error;
+  }
+  const running = service;
+  const stop = async (options: { graceful: boolean; timeoutMs: number }) => {
+    await running.stop(options);
+    storage.close();
+    await ops.close();
+  };
+  return installShutdownHandlers({
+    logger,
+    graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
+    forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
+  });
+}

@@ -1,0 +1,234 @@
+import {
+  lastScheduledRun,
+  listSchedules,
+  MIN_EVERY_MS,
+  openScanQueue,
+  removeSchedule,
+  type ScheduleCadence,
+  type ScheduleInfo,
+  upsertSchedule,
+} from "@memscore/producer";
+import {
+  ConfigError,
+  checkRedis,
+  createRedisConnection,
+  describeError,
+  describeRedisUrl,
+  MAX_CHUNK_IMAGES,
+  type MemscoreConfig,
+  type RunSnapshot,
+  resolveConfig,
+  S3UriError,
+  Storage,
+} from "@memscore/shared";
+import type { Redis } from "ioredis";
+import { parseCommandArgs, stringFlag } from "../args.js";
+import { UsageError } from "../usage-error.js";
+
+const HELP = `usage: memscore schedule add NAME (--cron EXPR [--tz ZONE] | --every MS) <s3://in/prefix/> --out <s3://out/prefix/> [options]
+       memscore schedule list [--json]
+       memscore schedule remove NAME
+
+Schedules rescans of an S3 prefix. At each iteration a \`memscore producer\` service lists the
+prefix and enqueues a run (id NAME-YYYYMMDDTHHMMSS.mmmZ, the iteration's time) of the images
+that are new, changed (another ETag) or scored by another model; the others are skipped. An
+iteration is skipped while the schedule's previous run is still being listed or scored.
+Adding a schedule under an existing name replaces it.
+
+options of add:
+  --cron EXPR           cron pattern, e.g. "30 2 * * *" (02:30 every day); 6 fields add seconds
+  --tz ZONE             time zone of the cron pattern, e.g. Europe/Paris (default UTC)
+  --every MS            fixed interval in milliseconds instead of --cron (at least ${MIN_EVERY_MS})
+  --out URI             output prefix (required)
+  --skip-existing       enqueue only new or changed images (the default)
+  --no-skip-existing    enqueue every image at every iteration
+  --chunk-size N        images per queue job (default 64)
+  --max-pending N       most unfinished chunks of a run in Redis (default 1000)
+options:
+  --queue NAME          queue name (default: MEMSCORE_QUEUE, else memscore); scans use NAME-scans
+  --json                list: one JSON object on stdout`;
+
+function integerFlag(values: Record<string, unknown>, name: string, min: number, max: number) {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${raw}"`);
+  return value;
+}
+
+function describeCadence(cadence: ScheduleCadence): string {
+  if ("cron" in cadence) return `cron "${cadence.cron}"${cadence.tz ? ` (${cadence.tz})` : ""}`;
+  return `every ${cadence.everyMs} ms`;
+}
+
+function describeRun(run: RunSnapshot | undefined): string {
+  if (!run) return "none yet";
+  const state = run.finalizedAt ? "complete" : run.listingDone ? "scoring" : "listing";
+  return `${run.runId} (${state}: ${run.imagesEnqueued} enqueued, ${run.imagesSkipped} skipped)`;
+}
+
+function scheduleJson(schedule: ScheduleInfo, last: RunSnapshot | undefined) {
+  return {
+    name: schedule.name,
+    ...("cron" in schedule.cadence
+      ? { cron: schedule.cadence.cron, ...(schedule.cadence.tz && { tz: schedule.cadence.tz }) }
+      : { everyMs: schedule.cadence.everyMs }),
+    ...schedule.scan,
+    nextAt: schedule.nextAt !== undefined ? new Date(schedule.nextAt).toISOString() : null,
+    iterations: schedule.iterations,
+    lastRun: last
+      ? {
+          runId: last.runId,
+          createdAt: last.createdAt,
+          imagesEnqueued: last.imagesEnqueued,
+          imagesSkipped: last.imagesSkipped,
+          finalizedAt: last.finalizedAt ?? null,
+        }
+      : null,
+  };
+}
+
+/** Connects to Redis, failing within 10 s instead of waiting for it forever. */
+async function connect(config: MemscoreConfig): Promise<Redis> {
+  const redis = createRedisConnection(config.redisUrl, { name: "memscore-schedule" });
+  const reachable = await checkRedis(redis, 10_000);
+  if (reachable !== true) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at ${describeRedisUrl(config.redisUrl)}: ${reachable}`);
+  }
+  return redis;
+}
+
+async function add(config: MemscoreConfig, redis: Redis, values: Record<string, unknown>, rest: string[]) {
+  const [name, input, ...extra] = rest;
+  if (name === undefined || input === undefined || extra.length > 0)
+    throw new UsageError(`schedule add: expected NAME and one input prefix\n\n${HELP}`);
+  const outputPrefix = stringFlag(values, "out");
+  if (outputPrefix === undefined) throw new UsageError("schedule add: --out is required");
+  const cron = stringFlag(values, "cron");
+  const everyMs = integerFlag(values, "every", MIN_EVERY_MS, 366 * 24 * 3_600_000);
+  if ((cron === undefined) === (everyMs === undefined))
+    throw new UsageError("schedule add: give exactly one of --cron EXPR and --every MS");
+  const tz = stringFlag(values, "tz");
+  if (tz !== undefined && cron === undefined) throw new UsageError("schedule add: --tz needs --cron");
+  if (values["skip-existing"] === true && values["no-skip-existing"] === true)
+    throw new UsageError("schedule add: --skip-existing and --no-skip-existing contradict each other");
+  const chunkSize = integerFlag(values, "chunk-size", 1, MAX_CHUNK_IMAGES);
+  const maxPending = integerFlag(values, "max-pending", 1, 10_000_000);
+  const cadence: ScheduleCadence =
+    cron !== undefined ? { cron, ...(tz !== undefined && { tz }) } : { everyMs: everyMs as number };
+  const storage = Storage.fromConfig(config);
+  const queue = openScanQueue(redis, config.queueName);
+  try {
+    const info = await upsertSchedule(queue, storage, {
+      name,
+      cadence,
+      scan: {
+        input,
+        outputPrefix,
+        skipExisting: values["no-skip-existing"] !== true,
+        ...(chunkSize !== undefined && { chunkSize }),
+        ...(maxPending !== undefined && { maxPending }),
+      },
+    });
+    const next = info.nextAt !== undefined ? new Date(info.nextAt).toISOString() : "not scheduled";
+    process.stdout.write(
+      `schedule ${info.name}: ${describeCadence(info.cadence)}, ${input} -> ${outputPrefix}; next ${next}\n`,
+    );
+  } finally {
+    await queue.close();
+    storage.close();
+  }
+}
+
+async function list(config: MemscoreConfig, redis: Redis, json: boolean) {
+  const queue = openScanQueue(redis, config.queueName);
+  try {
+    const schedules = await listSchedules(queue);
+    const lastRuns = await Promise.all(
+      schedules.map((s) => lastScheduledRun(redis, config.queueName, s.name)),
+    );
+    if (json) {
+      const out = schedules.map((s, i) => scheduleJson(s, lastRuns[i]));
+      process.stdout.write(`${JSON.stringify({ queue: config.queueName, schedules: out })}\n`);
+      return;
+    }
+    if (schedules.length === 0) {
+      process.stdout.write(`no schedules in queue ${config.queueName}\n`);
+      return;
+    }
+    for (const [i, s] of schedules.entries()) {
+      const next = s.nextAt !== undefined ? new Date(s.nextAt).toISOString() : "-";
+      process.stdout.write(
+        `${s.name}\n  ${describeCadence(s.cadence)}, next ${next}\n  ${s.scan.input} -> ${s.scan.outputPrefix}` +
+          `${s.scan.skipExisting ? " (new and changed images)" : " (every image)"}\n  last run: ${describeRun(lastRuns[i])}\n`,
+      );
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+async function remove(config: MemscoreConfig, redis: Redis, rest: string[]): Promise<number> {
+  const [name, ...extra] = rest;
+  if (name === undefined || extra.length > 0)
+    throw new UsageError(`schedule remove: expected NAME\n\n${HELP}`);
+  const queue = openScanQueue(redis, config.queueName);
+  try {
+    if (!(await removeSchedule(queue, name))) {
+      process.stderr.write(`memscore schedule: no schedule "${name}" in queue ${config.queueName}\n`);
+      return 1;
+    }
+    process.stdout.write(`schedule ${name} removed; a scan already running finishes\n`);
+    return 0;
+  } finally {
+    await queue.close();
+  }
+}
+
+/** `memscore schedule add|list|remove`: manage rescans of S3 prefixes. */
+export async function scheduleCommand(args: string[]): Promise<number> {
+  const parsed = parseCommandArgs(
+    args,
+    {
+      cron: { type: "string" },
+      tz: { type: "string" },
+      every: { type: "string" },
+      out: { type: "string" },
+      "skip-existing": { type: "boolean" },
+      "no-skip-existing": { type: "boolean" },
+      "chunk-size": { type: "string" },
+      "max-pending": { type: "string" },
+      queue: { type: "string" },
+      json: { type: "boolean" },
+    },
+    HELP,
+  );
+  if (!parsed) return 0;
+  const [action, ...rest] = parsed.positionals;
+  if (action !== "add" && action !== "list" && action !== "remove")
+    throw new UsageError(`expected add, list or remove\n\n${HELP}`);
+  const queueName = stringFlag(parsed.values, "queue");
+  const config = resolveConfig(process.env, queueName !== undefined ? { queueName } : {});
+  let redis: Redis | undefined;
+  try {
+    redis = await connect(config);
+    if (action === "add") await add(config, redis, parsed.values, rest);
+    else if (action === "list") await list(config, redis, parsed.values.json === true);
+    else return await remove(config, redis, rest);
+    return 0;
+  } catch (error) {
+    // Bad flags or values exit 2 (main prints them); anything else (Redis down) is a failure: 1.
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof S3UriError)
+      throw error;
+    process.stderr.write(`memscore schedule: ${describeError(error)}\n`);
+    return 1;
+  } finally {
+    try {
+      await redis?.quit();
+    } catch {
+      redis?.disconnect();
+    }
+  }
+}

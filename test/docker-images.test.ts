@@ -1,0 +1,132 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join, relative } from "node:path";
+import { resolveConfig } from "@memscore/shared";
+import { describe, expect, it } from "vitest";
+import { CLI_BIN } from "./support/cli.js";
+import { dockerIgnore, type Instruction, parseDockerfile, splitFlags } from "./support/dockerfile.js";
+import { renderKustomization } from "./support/kustomize.js";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const require = createRequire(import.meta.url);
+
+const envOf = (instructions: Instruction[]): Record<string, string> =>
+  Object.fromEntries(
+    instructions
+      .filter((i) => i.keyword === "ENV")
+      .flatMap((i) => i.args.split(/\s+/).map((pair) => pair.split("=") as [string, string])),
+  );
+
+/** Every file under `dir`, relative to the repository root (node_modules and .git left out). */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name === ".git") continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
+    else out.push(relative(ROOT, path));
+  }
+  return out;
+}
+
+describe.each([
+  { file: "worker.Dockerfile", install: "cuda12", provider: "cuda" },
+  { file: "service.Dockerfile", install: "skip", provider: "cpu" },
+])("infra/docker/$file", ({ file, install, provider }) => {
+  const path = join(ROOT, "infra/docker", file);
+
+  it("starts from pinned images and from its own earlier stages only", async () => {
+    const { stages } = await parseDockerfile(path);
+    expect(stages.length).toBeGreaterThan(1);
+    const names = new Set<string>();
+    for (const stage of stages) {
+      if (!names.has(stage.from)) {
+        // image:tag with a version number (no "latest"), or a digest.
+        expect(stage.from, `FROM ${stage.from}`).toMatch(/^[a-z0-9./-]+(:[A-Za-z0-9._-]*\d[A-Za-z0-9._-]*|@sha256:[0-9a-f]{64})$/);
+        expect(stage.from).not.toMatch(/:latest$/);
+      }
+      for (const i of stage.instructions.filter((x) => x.keyword === "COPY")) {
+        const from = splitFlags(i.args).flags.from;
+        if (from !== undefined) expect(names, `COPY --from=${from} (line ${i.line})`).toContain(from);
+      }
+      if (stage.name) names.add(stage.name);
+    }
+    const node = stages.map((s) => s.from).find((f) => f.startsWith("node:"));
+    const engines = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")).engines.node as string;
+    const [major, minor] = /^node:(\d+)\.(\d+)/.exec(node ?? "")?.slice(1).map(Number) ?? [];
+    const [wantMajor, wantMinor] = /(\d+)\.(\d+)/.exec(engines)?.slice(1).map(Number) ?? [];
+    expect(major).toBe(wantMajor);
+    expect(minor).toBeGreaterThanOrEqual(wantMinor as number);
+  });
+
+  it("copies only files that exist in the repository and are in the build context", async () => {
+    const { stages } = await parseDockerfile(path);
+    const ignored = dockerIgnore(await readFile(join(ROOT, ".dockerignore"), "utf8"));
+    for (const stage of stages) {
+      for (const i of stage.instructions.filter((x) => x.keyword === "COPY" || x.keyword === "ADD")) {
+        const { flags, words } = splitFlags(i.args);
+        if (flags.from !== undefined) continue;
+        for (const source of words.slice(0, -1)) {
+          const clean = source.replace(/\/$/, "");
+          expect(existsSync(join(ROOT, clean)), `${source} (line ${i.line})`).toBe(true);
+          expect(ignored(clean), `${source} is excluded by .dockerignore (line ${i.line})`).toBe(false);
+        }
+      }
+    }
+    // The context carries sources and the bundled model, never local builds or dependencies.
+    const context = (await filesUnder(join(ROOT, "packages"))).filter((f) => !ignored(f));
+    expect(context).toContain("packages/worker/models/resmemnet-tiny.onnx");
+    expect(context.filter((f) => f.includes("/dist/") || f.endsWith(".tsbuildinfo"))).toEqual([]);
+    expect(ignored("node_modules/sharp/package.json")).toBe(true);
+    expect(ignored(".git/HEAD")).toBe(true);
+  });
+
+  it(`installs onnxruntime-node's binaries with ONNXRUNTIME_NODE_INSTALL=${install} before npm ci`, async () => {
+    const { stages } = await parseDockerfile(path);
+    const build = stages.find((s) => s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)));
+    expect(build).toBeDefined();
+    const instructions = build?.instructions ?? [];
+    const npmCi = instructions.findIndex((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
+    expect(envOf(instructions.slice(0, npmCi)).ONNXRUNTIME_NODE_INSTALL).toBe(install);
+    if (install !== "skip") {
+      // The value must be one that onnxruntime-node's install script accepts on linux/x64.
+      const metadata = require("onnxruntime-node/script/install-metadata.js") as {
+        requirements: Record<string, string[]>;
+      };
+      expect(metadata.requirements["linux/x64"]).toContain(install);
+    }
+  });
+
+  it("runs the memscore CLI as a non-root user, serving metrics and health on the configured port", async () => {
+    const { stages } = await parseDockerfile(path);
+    const final = stages.at(-1)?.instructions ?? [];
+    const user = final.filter((i) => i.keyword === "USER").at(-1)?.args ?? "root";
+    const uid = user.split(":")[0] as string;
+    expect(["root", "0"]).not.toContain(uid);
+    expect(final.some((i) => i.keyword === "RUN" && i.args.includes(`--uid ${uid}`))).toBe(true);
+    // Kubernetes runs the pods as that same uid.
+    const objects = await renderKustomization(join(ROOT, "infra/k8s/overlays/cpu"));
+    for (const o of objects.filter((x) => x.kind === "Deployment")) {
+      const spec = (o.spec as { template: { spec: { securityContext: { runAsUser: number } } } }).template.spec;
+      expect(String(spec.securityContext.runAsUser), o.metadata.name).toBe(uid);
+    }
+
+    const env = envOf(final);
+    expect(env.MEMSCORE_METRICS_HOST).toBe("0.0.0.0");
+    expect(env.MEMSCORE_PROVIDER).toBe(provider);
+    const port = resolveConfig({}).metricsPort;
+    expect(Number(env.MEMSCORE_METRICS_PORT ?? port)).toBe(port);
+    expect(final.find((i) => i.keyword === "EXPOSE")?.args).toBe(String(port));
+    expect(final.find((i) => i.keyword === "HEALTHCHECK")?.args).toContain(`127.0.0.1:${port}/healthz`);
+
+    const entrypoint = JSON.parse(final.find((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]") as string[];
+    const workdir = final.find((i) => i.keyword === "WORKDIR")?.args ?? "/";
+    const cli = JSON.parse(await readFile(join(ROOT, "packages/cli/package.json"), "utf8")) as { bin: { memscore: string } };
+    expect(entrypoint).toEqual(["node", join(workdir, "packages/cli", cli.bin.memscore)]);
+    const [command] = JSON.parse(final.find((i) => i.keyword === "CMD")?.args ?? "[]") as string[];
+    const help = spawnSync(process.execPath, [CLI_BIN, command as string, "--help"], { encoding: "utf8" });
+    expect(help.status, `memscore ${command} --help`).toBe(0);
+  });
+});

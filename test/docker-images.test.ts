@@ -44,7 +44,9 @@ describe.each([
     for (const stage of stages) {
       if (!names.has(stage.from)) {
         // image:tag with a version number (no "latest"), or a digest.
-        expect(stage.from, `FROM ${stage.from}`).toMatch(/^[a-z0-9./-]+(:[A-Za-z0-9._-]*\d[A-Za-z0-9._-]*|@sha256:[0-9a-f]{64})$/);
+        expect(stage.from, `FROM ${stage.from}`).toMatch(
+          /^[a-z0-9./-]+(:[A-Za-z0-9._-]*\d[A-Za-z0-9._-]*|@sha256:[0-9a-f]{64})$/,
+        );
         expect(stage.from).not.toMatch(/:latest$/);
       }
       for (const i of stage.instructions.filter((x) => x.keyword === "COPY")) {
@@ -55,7 +57,11 @@ describe.each([
     }
     const node = stages.map((s) => s.from).find((f) => f.startsWith("node:"));
     const engines = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")).engines.node as string;
-    const [major, minor] = /^node:(\d+)\.(\d+)/.exec(node ?? "")?.slice(1).map(Number) ?? [];
+    const [major, minor] =
+      /^node:(\d+)\.(\d+)/
+        .exec(node ?? "")
+        ?.slice(1)
+        .map(Number) ?? [];
     const [wantMajor, wantMinor] = /(\d+)\.(\d+)/.exec(engines)?.slice(1).map(Number) ?? [];
     expect(major).toBe(wantMajor);
     expect(minor).toBeGreaterThanOrEqual(wantMinor as number);
@@ -85,7 +91,9 @@ describe.each([
 
   it(`installs onnxruntime-node's binaries with ONNXRUNTIME_NODE_INSTALL=${install} before npm ci`, async () => {
     const { stages } = await parseDockerfile(path);
-    const build = stages.find((s) => s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)));
+    const build = stages.find((s) =>
+      s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)),
+    );
     expect(build).toBeDefined();
     const instructions = build?.instructions ?? [];
     const npmCi = instructions.findIndex((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
@@ -109,7 +117,8 @@ describe.each([
     // Kubernetes runs the pods as that same uid.
     const objects = await renderKustomization(join(ROOT, "infra/k8s/overlays/cpu"));
     for (const o of objects.filter((x) => x.kind === "Deployment")) {
-      const spec = (o.spec as { template: { spec: { securityContext: { runAsUser: number } } } }).template.spec;
+      const spec = (o.spec as { template: { spec: { securityContext: { runAsUser: number } } } }).template
+        .spec;
       expect(String(spec.securityContext.runAsUser), o.metadata.name).toBe(uid);
     }
 
@@ -123,7 +132,9 @@ describe.each([
 
     const entrypoint = JSON.parse(final.find((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]") as string[];
     const workdir = final.find((i) => i.keyword === "WORKDIR")?.args ?? "/";
-    const cli = JSON.parse(await readFile(join(ROOT, "packages/cli/package.json"), "utf8")) as { bin: { memscore: string } };
+    const cli = JSON.parse(await readFile(join(ROOT, "packages/cli/package.json"), "utf8")) as {
+      bin: { memscore: string };
+    };
     expect(entrypoint).toEqual(["node", join(workdir, "packages/cli", cli.bin.memscore)]);
     const [command] = JSON.parse(final.find((i) => i.keyword === "CMD")?.args ?? "[]") as string[];
     const help = spawnSync(process.execPath, [CLI_BIN, command as string, "--help"], { encoding: "utf8" });

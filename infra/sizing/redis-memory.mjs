@@ -5,7 +5,13 @@
 //
 //   npm run build && node infra/sizing/redis-memory.mjs [CHUNKS=2000] [IMAGES=64]
 import { startLocalRedis } from "@memscore/cli";
-import { CHUNK_JOB_NAME, chunkJobId, createRedisConnection, openChunkQueue, RunState } from "@memscore/shared";
+import {
+  CHUNK_JOB_NAME,
+  chunkJobId,
+  createRedisConnection,
+  openChunkQueue,
+  RunState,
+} from "@memscore/shared";
 
 const chunks = Number(process.argv[2] ?? 2000);
 const imagesPerChunk = Number(process.argv[3] ?? 64);

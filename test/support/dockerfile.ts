@@ -17,7 +17,9 @@ export interface Stage {
 }
 
 /** Reads a Dockerfile into stages: comments dropped, `\` continuations joined, `${ARG}` in FROM resolved. */
-export async function parseDockerfile(path: string): Promise<{ args: Record<string, string>; stages: Stage[] }> {
+export async function parseDockerfile(
+  path: string,
+): Promise<{ args: Record<string, string>; stages: Stage[] }> {
   const raw = (await readFile(path, "utf8")).split("\n");
   const instructions: Instruction[] = [];
   let pending: { text: string; line: number } | undefined;
@@ -25,7 +27,9 @@ export async function parseDockerfile(path: string): Promise<{ args: Record<stri
     if (pending === undefined && (line.trim() === "" || line.trimStart().startsWith("#"))) continue;
     if (pending !== undefined && line.trimStart().startsWith("#")) continue;
     const text = line.replace(/\s*\\$/, "");
-    pending = pending ? { text: `${pending.text} ${text.trim()}`, line: pending.line } : { text: text.trim(), line: i + 1 };
+    pending = pending
+      ? { text: `${pending.text} ${text.trim()}`, line: pending.line }
+      : { text: text.trim(), line: i + 1 };
     if (!line.endsWith("\\")) {
       const [keyword = "", ...rest] = pending.text.split(/\s+/);
       instructions.push({ keyword: keyword.toUpperCase(), args: rest.join(" "), line: pending.line });
@@ -73,7 +77,10 @@ export function dockerIgnore(text: string): (path: string) => boolean {
         .map((part) =>
           part === "**"
             ? "(?:.*)"
-            : part.replace(/[.+^$()|[\]{}]/g, "\\$&").replaceAll("*", "[^/]*").replaceAll("?", "[^/]"),
+            : part
+                .replace(/[.+^$()|[\]{}]/g, "\\$&")
+                .replaceAll("*", "[^/]*")
+                .replaceAll("?", "[^/]"),
         )
         .join("/")
         .replaceAll("(?:.*)/", "(?:.*/)?");

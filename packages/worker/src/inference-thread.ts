@@ -12,6 +12,7 @@ interface ThreadInit {
   path: string;
   provider: ExecutionProviderChoice;
   intraOpThreads?: number;
+  threadSpinning?: boolean;
 }
 
 const port = parentPort;
@@ -45,6 +46,7 @@ try {
   runtime = await ModelRuntime.load(init.path, {
     provider: init.provider,
     ...(init.intraOpThreads !== undefined && { intraOpThreads: init.intraOpThreads }),
+    ...(init.threadSpinning !== undefined && { threadSpinning: init.threadSpinning }),
     logger: forwardingLogger(),
   });
   post({ kind: "loaded", info: runtime.info });

@@ -33,6 +33,12 @@ export interface ModelRuntimeOptions {
   provider?: ExecutionProviderChoice;
   /** ONNX Runtime intra-op threads. @defaultValue ONNX Runtime's own default (all cores) */
   intraOpThreads?: number;
+  /**
+   * Whether ONNX Runtime's pool threads busy-wait for work between and after operators. Spinning
+   * lowers latency on an idle machine, but burns cores that decode, heatmap rendering and S3 I/O
+   * need when they share the CPU with inference (the worker's case). @defaultValue false
+   */
+  threadSpinning?: boolean;
   logger?: Logger;
 }
 
@@ -110,6 +116,7 @@ export class ModelRuntime {
     const bytes = await readFile(path);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     const metadata = parseModelMetadata(readOnnxMetadataProps(bytes));
+    const spin = options.threadSpinning ? "1" : "0";
 
     const sessionOptions = (provider: ExecutionProviderName): ort.InferenceSession.SessionOptions => ({
       executionProviders: [provider],
@@ -120,6 +127,8 @@ export class ModelRuntime {
       // reason once ourselves (execution-provider.ts), so keep probing quiet.
       ...(provider !== "cpu" ? { logSeverityLevel: 4 as const } : {}),
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads, interOpNumThreads: 1 } : {}),
+      // Flattened by the Node binding into session config keys "session.intra_op.allow_spinning" etc.
+      extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     });
     const { provider, value: session } = await firstWorkingProvider(
       options.provider ?? "auto",

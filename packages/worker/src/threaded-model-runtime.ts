@@ -46,7 +46,12 @@ export class ThreadedModelRuntime implements BatchModel {
   static async load(path: string, options: ModelRuntimeOptions = {}): Promise<ThreadedModelRuntime> {
     const logger: Logger = options.logger ?? silentLogger;
     const thread = new Worker(THREAD_ENTRY, {
-      workerData: { path, provider: options.provider ?? "auto", intraOpThreads: options.intraOpThreads },
+      workerData: {
+        path,
+        provider: options.provider ?? "auto",
+        intraOpThreads: options.intraOpThreads,
+        threadSpinning: options.threadSpinning,
+      },
     });
     let runtime: ThreadedModelRuntime | undefined;
     const info = await new Promise<ModelInfo>((resolve, reject) => {

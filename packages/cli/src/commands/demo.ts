@@ -24,8 +24,8 @@ import {
   LOCAL_S3_SECRET_ACCESS_KEY,
   startLocalS3,
 } from "../local-services/local-s3.js";
+import { formatRunProgress, statusWriter } from "../progress-display.js";
 import { UsageError } from "../usage-error.js";
-import { formatRunProgress } from "./enqueue.js";
 
 /** The sample photographs shipped with the CLI (see samples/README.md). */
 export const SAMPLES_DIR = fileURLToPath(new URL("../../samples", import.meta.url));
@@ -145,14 +145,12 @@ export async function demoCommand(args: string[]): Promise<number> {
       chunkSize: 8,
       logger,
     });
+    const status = statusWriter();
     await waitForRun(redis, config.queueName, runId, {
       pollMs: 200,
-      onProgress: (p) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${formatRunProgress(p)}`);
-        else if (p.snapshot.finalizedAt) say(formatRunProgress(p));
-      },
+      onProgress: (p) => status.update(formatRunProgress(p), p.snapshot.finalizedAt !== undefined),
     });
-    if (process.stderr.isTTY) process.stderr.write("\n");
+    status.end();
 
     // Copy every output of the run to the local directory, keeping the S3 layout.
     const out = parseS3Uri(outputPrefix);

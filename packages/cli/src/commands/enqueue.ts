@@ -6,7 +6,6 @@ import {
   generateRunId,
   ManifestError,
   RunConflictError,
-  type RunProgress,
   waitForRun,
 } from "@memscore/producer";
 import {
@@ -28,6 +27,7 @@ import {
 import { parseCommandArgs, stringFlag } from "../args.js";
 import { resolveModelSha256 } from "../model-sha256.js";
 import { type ProducerOps, portFlag, startProducerOps } from "../producer-ops.js";
+import { failuresSuffix, formatRunProgress, statusWriter } from "../progress-display.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore enqueue <s3://bucket/prefix/> --out <s3://bucket/prefix/> [options]
@@ -94,53 +94,6 @@ async function assertRedisReachable(
   }
 }
 
-const formatEta = (seconds: number | undefined): string => {
-  if (seconds === undefined || !Number.isFinite(seconds)) return "--:--";
-  const s = Math.round(seconds);
-  const hms = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
-  return (hms[0] ? hms : hms.slice(1))
-    .map((n, i) => (i === 0 ? String(n) : String(n).padStart(2, "0")))
-    .join(":");
-};
-
-/** One progress line: a bar, percent, counts, rate, ETA and failures. */
-export function formatRunProgress(p: RunProgress, width = 24): string {
-  const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
-  const filled = Math.round(fraction * width);
-  const listing = p.snapshot.listingDone ? "" : "+";
-  const failed = p.snapshot.imagesFailed > 0 ? `  failed ${p.snapshot.imagesFailed}` : "";
-  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(fraction * 100).toFixed(1).padStart(5)}%  ${p.done}/${p.total}${listing} images  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}${failed}`;
-}
-
-/** Writes status lines to stderr: redrawn in place on a terminal, every few seconds otherwise. */
-function statusWriter(): { update(line: string, force?: boolean): void; end(): void } {
-  const tty = process.stderr.isTTY === true;
-  let last = 0;
-  let drawn = false;
-  return {
-    update(line, force = false) {
-      const now = Date.now();
-      if (!force && now - last < (tty ? 100 : 5_000)) return;
-      last = now;
-      if (tty) process.stderr.write(`\r\x1b[K${line}`);
-      else process.stderr.write(`${line}\n`);
-      drawn = tty;
-    },
-    end() {
-      if (drawn) process.stderr.write("\n");
-      drawn = false;
-    },
-  };
-}
-
-function describeFailures(byReason: Record<string, number>): string {
-  const parts = Object.entries(byReason)
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1])
-    .map(([reason, n]) => `${reason} ${n}`);
-  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
-}
-
 function humanSummary(summary: EnqueueSummary, outputPrefix: string, final: RunSnapshot | undefined): string {
   const lines: string[] = [];
   const seconds = (summary.durationMs / 1000).toFixed(1);
@@ -162,7 +115,7 @@ function humanSummary(summary: EnqueueSummary, outputPrefix: string, final: RunS
   }
   if (final) {
     lines.push(
-      `run ${summary.runId} complete: ${final.imagesScored} scored, ${final.imagesFailed} failed${describeFailures(final.failuresByReason)}, ${final.imagesSkipped} skipped`,
+      `run ${summary.runId} complete: ${final.imagesScored} scored, ${final.imagesFailed} failed${failuresSuffix(final.failuresByReason)}, ${final.imagesSkipped} skipped`,
     );
   }
   if (final || summary.completed) {

@@ -13,6 +13,7 @@ import {
 } from "@memscore/shared";
 import { Queue } from "bullmq";
 import { parseCommandArgs, stringFlag } from "../args.js";
+import { describeFailures, formatEta } from "../progress-display.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore status [--run RUN_ID] [--json] [--watch] [--queue NAME]
@@ -91,21 +92,6 @@ function runStatus(run: RunSnapshot, previous: RunSnapshot | undefined, seconds:
     failuresByReason: run.failuresByReason,
   };
 }
-
-const formatEta = (seconds: number | null): string => {
-  if (seconds === null || !Number.isFinite(seconds)) return "--:--";
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const mm = String(Math.floor((s % 3600) / 60)).padStart(h > 0 ? 2 : 1, "0");
-  return `${h > 0 ? `${h}:` : ""}${mm}:${String(s % 60).padStart(2, "0")}`;
-};
-
-const describeFailures = (byReason: Record<string, number>): string =>
-  Object.entries(byReason)
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .map(([reason, n]) => `${reason} ${n}`)
-    .join(", ");
 
 /** The report as text for a terminal. */
 export function formatStatus(report: StatusReport, onlyRun: string | undefined): string {

@@ -6,6 +6,8 @@
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--provider cpu] [--json]
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -48,6 +50,20 @@ async function scoreRun(storage, redis, config, runId, prefix) {
   });
   const snapshot = await waitForRun(redis, config.queueName, runId, { pollMs: 25 });
   return { seconds: (performance.now() - started) / 1000, snapshot };
+}
+
+let clockTicks;
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); null elsewhere. */
+function processCpuMs(pid) {
+  try {
+    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+  } catch {
+    return null;
+  }
 }
 
 async function countKeys(storage, prefix, suffix) {
@@ -103,8 +119,12 @@ export async function measureEndToEnd({
     totals = new StageTotals();
     const before = worker.engine.stats;
     const rssBefore = process.memoryUsage().rss;
+    const cpuBefore = process.cpuUsage();
+    const s3CpuBefore = processCpuMs(services.s3Pid);
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/");
+    const cpuUsed = process.cpuUsage(cpuBefore);
+    const s3CpuAfter = processCpuMs(services.s3Pid);
     const after = worker.engine.stats;
     const batches = after.batches - before.batches;
     const items = after.items - before.items;
@@ -131,6 +151,14 @@ export async function measureEndToEnd({
       engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
       stages,
       rssMiB: { before: rssBefore / 2 ** 20, after: process.memoryUsage().rss / 2 ** 20 },
+      // CPU per image: this process (worker with its inference thread, producer, S3 client) and
+      // the local S3 server child, which real S3 would not put on the worker's cores.
+      cpuMsPerImage: {
+        benchProcess: (cpuUsed.user + cpuUsed.system) / 1000 / files.length,
+        s3Server:
+          s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
+        available: (1000 * seconds * availableParallelism()) / files.length,
+      },
     };
   } finally {
     await worker?.stop({ graceful: true, timeoutMs: 10_000 });
@@ -148,6 +176,12 @@ export function printEndToEnd(e2e) {
   console.log(
     `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches; ` +
       `engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the run`,
+  );
+  const cpu = e2e.cpuMsPerImage;
+  console.log(
+    `  CPU per image: worker process (inference thread, producer, S3 client included) ${cpu.benchProcess.toFixed(1)} ms; ` +
+      `S3 server CPU per image ${cpu.s3Server === null ? "n/a" : `${cpu.s3Server.toFixed(1)} ms`} ` +
+      `(local s3rver child; real S3 runs elsewhere); cores × run time per image ${cpu.available.toFixed(1)} ms`,
   );
   console.log("  stage time per image (summed over images; stages overlap across images):");
   for (const [stage, t] of Object.entries(e2e.stages)) {

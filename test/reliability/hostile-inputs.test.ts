@@ -11,7 +11,9 @@ import { listKeys, putObjects, testS3Client } from "../support/s3.js";
 import { startTestServices, type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
-const MAX_IMAGE_BYTES = 4 * 1024 * 1024;
+// The worker's default limit (MEMSCORE_MAX_IMAGE_BYTES, 50 MiB); the oversized object is 200 MB.
+const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
+const OVERSIZED_BYTES = 200 * 1024 * 1024;
 // Generous: the point is "bounded", not a tuned figure (a decoded bomb alone would be ~900 MB+).
 const RSS_LIMIT_BYTES = 1.5 * 1024 ** 3;
 
@@ -33,14 +35,11 @@ describe("hostile and broken inputs (one run, 2 workers, through a logging proxy
     s3 = testS3Client(env);
     await s3.send(new CreateBucketCommand({ Bucket: input }));
     await s3.send(new CreateBucketCommand({ Bucket: output }));
-    objects = await makeHostileObjects("hostile/", MAX_IMAGE_BYTES);
+    // makeHostileObjects adds 1 MiB to the size it is given for its "oversized" object.
+    objects = await makeHostileObjects("hostile/", OVERSIZED_BYTES - 1024 * 1024);
     await putObjects(s3, input, new Map(objects.map((o) => [o.key, o.body])));
     proxy = await startFaultProxy({ target: services.s3.endpoint });
-    const workerEnv = {
-      ...env,
-      S3_ENDPOINT: proxy.endpoint,
-      MEMSCORE_MAX_IMAGE_BYTES: String(MAX_IMAGE_BYTES),
-    };
+    const workerEnv = { ...env, S3_ENDPOINT: proxy.endpoint };
     workers = [0, 1].map(() => startWorkerProcess(workerEnv, ["--concurrency", "2", "--batch-size", "4"]));
     dir = await mkdtemp(join(tmpdir(), "memscore-hostile-run-"));
   });
@@ -76,6 +75,7 @@ describe("hostile and broken inputs (one run, 2 workers, through a logging proxy
 
     // The oversized object was refused from its listed size: never fetched, not one body byte read.
     const oversized = objects.find((o) => o.key.endsWith("oversized.jpg")) as HostileObject;
+    expect(oversized.body.length).toBeGreaterThan(MAX_IMAGE_BYTES);
     expect(proxy.log.filter((r) => r.bucket === input && r.key === oversized.key)).toEqual([]);
 
     // Memory stayed bounded through the bomb, the 1×100000 image and 1 MB of metadata.

@@ -36,6 +36,12 @@ export interface MemscoreConfig {
   /** `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the core count */
   intraOpThreads: number;
   /**
+   * `MEMSCORE_ORT_THREAD_SPINNING`: let ONNX Runtime's pool threads busy-wait for work between
+   * operators. Off, the cores they would burn go to decode, rendering and S3 I/O, which share
+   * them with inference. @defaultValue false
+   */
+  ortThreadSpinning: boolean;
+  /**
    * `MEMSCORE_DECODE_THREADS`: libvips threads per image operation (sharp.concurrency) for decode
    * and heatmap rendering. Images already run in parallel on libuv's pool (`UV_THREADPOOL_SIZE`),
    * so one thread each leaves the cores to inference. @defaultValue 1
@@ -178,6 +184,7 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     parse: integer(1, 1024),
     fallback: () => availableParallelism(),
   },
+  ortThreadSpinning: { env: "MEMSCORE_ORT_THREAD_SPINNING", parse: boolean, fallback: () => false },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
   decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },
   // After batchSize: the default reads it.

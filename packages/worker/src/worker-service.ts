@@ -113,6 +113,7 @@ export class WorkerService {
     const runtime = await ThreadedModelRuntime.load(modelPath, {
       provider: config.provider,
       intraOpThreads: config.intraOpThreads,
+      threadSpinning: config.ortThreadSpinning,
       logger,
     });
     const engine = new InferenceEngine(runtime, {

@@ -29,7 +29,9 @@ options:
 thread budget: inference runs in its own thread with --threads ONNX Runtime threads; decode and
 heatmap rendering run on libuv's pool (UV_THREADPOOL_SIZE, Node's default 4; set it in the
 environment) with --decode-threads libvips threads each. On a CPU-only machine keep
---threads at the core count and --decode-threads at 1 so rendering does not crowd out inference.`;
+--threads at the core count and --decode-threads at 1 so rendering does not crowd out inference.
+ONNX Runtime's threads do not busy-wait between operators unless MEMSCORE_ORT_THREAD_SPINNING=true
+(spinning is faster for inference alone and slower next to decode and rendering).`;
 
 const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   concurrency: "concurrency",

@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// CPU cost per image of every non-inference step of the worker, measured alone (one process,
+// one libvips thread, CPU time not wall time, so other load on the machine matters less):
+// header inspection, the model's decode + resize + tensor, the heatmap's decode, grid upsample +
+// blend (the worker's code, and the per-pixel loop it replaced, checked to give identical bytes),
+// PNG encode by zlib level and filter, and the "decode once" alternative (one decode at heatmap
+// size, then a resize of those pixels to the model's input) against the two decodes used now.
+//
+//   node bench/cpu-per-image.mjs [--images 40] [--size 640x480] [--levels 1,3,4,6] [--json]
+//                                [--dir DIR]   (JPEGs from DIR instead of the generated images)
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { decodeToModelRgb, inspectImage, normaliseGrid, rgbToTensor, upsampleGrid } from "@memscore/worker";
+import sharp from "sharp";
+import { TURBO_LUT } from "../packages/worker/dist/colormap.js";
+import { benchImages } from "./lib/bench-images.mjs";
+import { describeMachine, printMachine } from "./lib/machine.mjs";
+
+const { values } = parseArgs({
+  options: {
+    images: { type: "string", default: "40" },
+    size: { type: "string", default: "640x480" },
+    levels: { type: "string", default: "1,3,4,6" },
+    dir: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+});
+sharp.concurrency(1);
+const [width, height] = values.size.split("x").map(Number);
+const { dir, files } = values.dir
+  ? { dir: values.dir, files: (await readdir(values.dir)).filter((f) => /\.jpe?g$/i.test(f)).sort() }
+  : await benchImages(Number(values.images), width, height);
+const bodies = await Promise.all(files.map((f) => readFile(join(dir, f))));
+const cam = Float32Array.from({ length: 49 }, (_, i) => (i * 7919) % 13);
+const limits = { maxPixels: 1e8 };
+const meta = { inputSize: 224, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+
+const heatmapDecode = (body) =>
+  sharp(body, { limitInputPixels: 1e8, failOn: "error", sequentialRead: true })
+    .rotate()
+    .flatten({ background: "#ffffff" })
+    .toColourspace("srgb")
+    .resize(1024, 1024, { fit: "inside", withoutEnlargement: true })
+    .removeAlpha()
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+
+/** The per-pixel loops renderHeatmap used before (reference for speed and for identical output). */
+function legacyOverlay(data, gradcam, gridSize, w, h, alpha = 0.5) {
+  const grid = normaliseGrid(gradcam);
+  const heat = new Float32Array(w * h);
+  const sx = gridSize / w;
+  const sy = gridSize / h;
+  for (let y = 0; y < h; y++) {
+    const gy = Math.min(gridSize - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(gy);
+    const y1 = Math.min(gridSize - 1, y0 + 1);
+    const fy = gy - y0;
+    for (let x = 0; x < w; x++) {
+      const gx = Math.min(gridSize - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(gx);
+      const x1 = Math.min(gridSize - 1, x0 + 1);
+      const fx = gx - x0;
+      const top = grid[y0 * gridSize + x0] * (1 - fx) + grid[y0 * gridSize + x1] * fx;
+      const bottom = grid[y1 * gridSize + x0] * (1 - fx) + grid[y1 * gridSize + x1] * fx;
+      heat[y * w + x] = top * (1 - fy) + bottom * fy;
+    }
+  }
+  const out = Buffer.allocUnsafe(w * h * 3);
+  for (let i = 0; i < w * h; i++) {
+    const level = Math.round(heat[i] * 255) * 3;
+    for (let c = 0; c < 3; c++) {
+      out[i * 3 + c] = Math.round(data[i * 3 + c] * (1 - alpha) + TURBO_LUT[level + c] * alpha);
+    }
+  }
+  return out;
+}
+
+/** The worker's overlay (heatmap.ts), via its exported upsample and the same blend table. */
+const table = new Uint8Array(65536);
+for (let d = 0; d < 256; d++)
+  for (let c = 0; c < 256; c++) table[d * 256 + c] = Math.round(d * 0.5 + c * 0.5);
+function currentOverlay(data, gradcam, gridSize, w, h) {
+  const heat = upsampleGrid(normaliseGrid(gradcam), gridSize, w, h);
+  const out = Buffer.allocUnsafe(w * h * 3);
+  for (let i = 0, p = 0; i < heat.length; i++, p += 3) {
+    const level = Math.round(heat[i] * 255) * 3;
+    out[p] = table[(data[p] << 8) | TURBO_LUT[level]];
+    out[p + 1] = table[(data[p + 1] << 8) | TURBO_LUT[level + 1]];
+    out[p + 2] = table[(data[p + 2] << 8) | TURBO_LUT[level + 2]];
+  }
+  return out;
+}
+
+const decoded = [];
+for (const body of bodies) decoded.push(await heatmapDecode(body));
+const overlays = decoded.map(({ data, info }) => currentOverlay(data, cam, 7, info.width, info.height));
+for (const [i, { data, info }] of decoded.entries()) {
+  if (!legacyOverlay(data, cam, 7, info.width, info.height).equals(overlays[i] ?? Buffer.alloc(0)))
+    throw new Error(`overlay of image ${i} differs from the previous implementation`);
+}
+
+/** CPU ms per image of `fn` over every image; round 0 warms up, round 1 is reported. */
+async function cpuPerImage(fn) {
+  let result;
+  for (const round of [0, 1]) {
+    let bytes = 0;
+    const cpu = process.cpuUsage();
+    for (let i = 0; i < bodies.length; i++) bytes += (await fn(i)) ?? 0;
+    const used = process.cpuUsage(cpu);
+    if (round === 1)
+      result = { cpuMs: (used.user + used.system) / 1000 / bodies.length, kB: bytes / 1024 / bodies.length };
+  }
+  return result;
+}
+
+const rows = [];
+const add = async (name, fn) => rows.push({ name, ...(await cpuPerImage(fn)) });
+await add("inspect (header)", async (i) => void (await inspectImage(bodies[i], limits)));
+await add("model decode + resize 224 (shrink-on-load)", async (i) => {
+  void (await decodeToModelRgb(bodies[i], 224, limits));
+});
+const modelRgb = await decodeToModelRgb(bodies[0], 224, limits);
+await add("rgbToTensor", async () => void rgbToTensor(modelRgb, meta));
+await add("heatmap decode (≤1024 px)", async (i) => void (await heatmapDecode(bodies[i])));
+await add("overlay, previous per-pixel loops", async (i) => {
+  const { data, info } = decoded[i];
+  legacyOverlay(data, cam, 7, info.width, info.height);
+});
+await add("overlay, now (axis tables + blend table)", async (i) => {
+  const { data, info } = decoded[i];
+  currentOverlay(data, cam, 7, info.width, info.height);
+});
+for (const level of values.levels.split(",").map(Number)) {
+  for (const adaptiveFiltering of [false, true]) {
+    await add(`PNG encode level ${level}${adaptiveFiltering ? ", adaptive filtering" : ""}`, async (i) => {
+      const { info } = decoded[i];
+      const png = await sharp(overlays[i], { raw: { width: info.width, height: info.height, channels: 3 } })
+        .png({ compressionLevel: level, adaptiveFiltering })
+        .toBuffer();
+      return png.length;
+    });
+  }
+}
+await add("decode once: resize heatmap pixels to 224", async (i) => {
+  const { data, info } = decoded[i];
+  void (await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+    .resize(224, 224, { fit: "fill", kernel: "lanczos3" })
+    .raw()
+    .toBuffer());
+});
+await add("record JSON (grid rows + stringify)", async () => {
+  const g = normaliseGrid(cam);
+  const gradcam = Array.from({ length: 7 }, (_, r) =>
+    Array.from(g.subarray(r * 7, r * 7 + 7), (v) => Math.round(v * 1e6) / 1e6),
+  );
+  return JSON.stringify({ uri: "s3://bench-in/run/img-00000.jpg", score: 0.5, gradcam }).length;
+});
+
+const cpu = (prefix) => rows.find((r) => r.name.startsWith(prefix))?.cpuMs ?? 0;
+const twoDecodes = cpu("model decode") + cpu("heatmap decode");
+const decodeOnce = cpu("heatmap decode") + cpu("decode once");
+if (values.json) {
+  console.log(
+    JSON.stringify(
+      { benchmark: "cpu-per-image", machine: describeMachine(), rows, twoDecodes, decodeOnce },
+      null,
+      2,
+    ),
+  );
+} else {
+  const what = values.dir ? `from ${values.dir}` : `of ${width}x${height}`;
+  console.log(`inputs: ${bodies.length} images ${what}; one libvips thread; CPU ms per image`);
+  printMachine(describeMachine());
+  console.log("  overlay output: identical bytes to the previous per-pixel loops on every image");
+  for (const r of rows) {
+    console.log(
+      `  ${r.name.padEnd(46)} ${r.cpuMs.toFixed(2).padStart(7)} ms${r.kB ? `  ${r.kB.toFixed(0).padStart(5)} kB` : ""}`,
+    );
+  }
+  console.log(
+    `  two decodes now (model + heatmap): ${twoDecodes.toFixed(2)} ms; decode once + resize: ${decodeOnce.toFixed(2)} ms`,
+  );
+}

@@ -27,6 +27,7 @@ export {
 } from "./score-local.js";
 export { Semaphore } from "./semaphore.js";
 export { STAGES, type Stage, type StageObserver, StageTotals } from "./stage-timings.js";
+export { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
 export { type ChunkJobOutcome, WorkerMetrics } from "./worker-metrics.js";
 export {
   type ChunkJobResult,

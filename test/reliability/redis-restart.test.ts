@@ -69,6 +69,7 @@ describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", (
     expect(await counts()).toMatchObject({ active: 0, wait: 0, failed: 0 });
     // The same three workers did it all: none exited over the lost connection.
     for (const w of workers) expect(w.child.exitCode, w.output()).toBeNull();
-    expect(workers.map((w) => w.output()).join("\n")).toContain("redis connection error");
+    // Each worker noticed the outage (and carried on).
+    for (const w of workers) expect(w.output()).toContain("redis connection lost; reconnecting");
   });
 });

@@ -21,6 +21,7 @@ export function createRedisConnection(
     ...options.extra,
   });
   let lastError = "";
+  let lost = false;
   redis.on("error", (error: Error) => {
     // ioredis repeats the same error on every reconnect attempt: log each distinct one once.
     if (error.message !== lastError) {
@@ -28,8 +29,16 @@ export function createRedisConnection(
       options.logger?.warn("redis connection error", { connection: options.name, error: error.message });
     }
   });
+  // A Redis that restarts quickly may be back before any reconnect attempt fails (no "error"
+  // event at all): the lost connection itself is what an operator needs to see.
+  redis.on("reconnecting", () => {
+    if (lost) return;
+    lost = true;
+    options.logger?.warn("redis connection lost; reconnecting", { connection: options.name });
+  });
   redis.on("ready", () => {
-    if (lastError) options.logger?.info("redis connection restored", { connection: options.name });
+    if (lost || lastError) options.logger?.info("redis connection restored", { connection: options.name });
+    lost = false;
     lastError = "";
   });
   return redis;

@@ -1,8 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../support/cli.js";
-import { startTestServicesWith } from "../support/custom-services.js";
-import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
+import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 // In JSON log lines the quotes are escaped; on the refusal's plain stderr line they are not.
@@ -15,7 +14,7 @@ describe("Redis maxmemory-policy check at start (Redis with allkeys-lru)", () =>
   const workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    services = await startTestServicesWith({ maxmemoryPolicy: "allkeys-lru" });
+    services = await startTestServices({ maxmemoryPolicy: "allkeys-lru" });
     env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
   });
 

@@ -1,10 +1,9 @@
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "../support/archive.js";
-import { startTestServicesWith } from "../support/custom-services.js";
 import { enqueueAndWait, queueCounts, readResults, rowsByUri } from "../support/run-outcome.js";
 import { putObjects, testS3Client } from "../support/s3.js";
-import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
+import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 150;
@@ -20,7 +19,7 @@ describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", (
   let archive: ArchiveEntry[];
 
   beforeAll(async () => {
-    services = await startTestServicesWith({ appendonly: true });
+    services = await startTestServices({ appendonly: true });
     env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
     s3 = testS3Client(env);
     await s3.send(new CreateBucketCommand({ Bucket: input }));

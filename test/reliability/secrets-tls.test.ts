@@ -7,10 +7,9 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { freePort } from "@memscore/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeArchive } from "../support/archive.js";
-import { startTestServicesWith } from "../support/custom-services.js";
 import { enqueueAndWait, readResults } from "../support/run-outcome.js";
 import { getBytes, listKeys, putObjects } from "../support/s3.js";
-import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
+import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
 import { makeTestCertificates } from "../support/tls-certs.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
@@ -52,7 +51,7 @@ describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "memscore-secrets-"));
     const certs = await makeTestCertificates(dir);
-    services = await startTestServicesWith({ password: redisPassword, tls: certs });
+    services = await startTestServices({ password: redisPassword, tls: certs });
     registerS3Key(ACCESS_KEY_ID, s3Secret);
     s3 = new S3Client({
       endpoint: services.s3.endpoint,

@@ -3,6 +3,7 @@ import {
   LOCAL_S3_ACCESS_KEY_ID,
   LOCAL_S3_SECRET_ACCESS_KEY,
   type LocalRedis,
+  type LocalRedisOptions,
   type LocalS3,
   startLocalRedis,
   startLocalS3,
@@ -18,12 +19,16 @@ export interface TestServices {
   stop(): Promise<void>;
 }
 
-/** Starts a private redis-server and an in-process s3rver on free ports. Call `stop()` in afterAll. */
-export async function startTestServices(): Promise<TestServices> {
+/**
+ * Starts a private redis-server and an in-process s3rver on free ports. `redisOptions` configures
+ * the Redis for one test: persistence (`appendonly`), TLS, a password or another eviction policy.
+ * Call `stop()` in afterAll.
+ */
+export async function startTestServices(redisOptions: LocalRedisOptions = {}): Promise<TestServices> {
   const s3 = await startLocalS3();
   let redis: LocalRedis;
   try {
-    redis = await startLocalRedis();
+    redis = await startLocalRedis(redisOptions);
   } catch (error) {
     await s3.stop();
     throw error;

@@ -279,9 +279,9 @@ export class WorkerService {
         if (timer) clearTimeout(timer);
       }
       // Each cleanup step on its own: one failure must not leave the others undone. The session
-      // is released after a forced stop too: onnxruntime-node runs inferences on the JS thread, so
-      // none is mid-run here (a later one from an abandoned chunk just fails), while a session
-      // left to process exit was seen to abort the process (Napi::Error) instead of exiting 143.
+      // is released after a forced stop too: the inference thread handles "close" after the batch
+      // it is running (a later batch from an abandoned chunk just fails), while a session left to
+      // process exit was seen to abort the process (Napi::Error) instead of exiting 143.
       for (const step of [
         () => this.runtime.close(),
         () => this.redis.quit(),

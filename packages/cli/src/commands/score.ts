@@ -97,7 +97,7 @@ export async function scoreCommand(args: string[]): Promise<number> {
   }
   if (!json)
     process.stdout.write(
-      `\n${scored} scored, ${failed} failed — model ${info.name} ${info.version} (sha256 ${info.sha256.slice(0, 12)}…)\n`,
+      `\n${scored} scored, ${failed} failed — model ${info.name} ${info.version} (sha256 ${info.sha256.slice(0, 12)}…) on ${info.provider}\n`,
     );
   return scored === 0 ? 1 : 0;
 }

@@ -18,6 +18,7 @@ import {
 import { type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import sharp from "sharp";
+import { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
@@ -116,6 +117,12 @@ export class WorkerService {
       threadSpinning: config.ortThreadSpinning,
       logger,
     });
+    if (!runtime.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
+      logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
+        model: runtime.info.name,
+        sha256: runtime.info.sha256,
+      });
+    }
     const engine = new InferenceEngine(runtime, {
       batchSize: config.batchSize,
       maxBatchDelayMs: config.maxBatchDelayMs,

@@ -48,6 +48,12 @@ export interface MemscoreConfig {
    */
   decodeThreads: number;
   /**
+   * `MEMSCORE_RENDER_THREADS`: worker threads that render heatmaps (their per-pixel work is
+   * JavaScript); 0 renders on the main thread. The main thread otherwise caps a worker at about
+   * one core's worth of rendering, which a GPU outpaces. @defaultValue ⌊cores ÷ 4⌋ (0 on 2 cores)
+   */
+  renderThreads: number;
+  /**
    * `MEMSCORE_MAX_IMAGES_IN_FLIGHT`: images between fetch and put at once, across all chunks: the
    * bound on a worker's image memory. @defaultValue max(4 × batch size, 32)
    */
@@ -187,6 +193,11 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   ortThreadSpinning: { env: "MEMSCORE_ORT_THREAD_SPINNING", parse: boolean, fallback: () => false },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
   decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },
+  renderThreads: {
+    env: "MEMSCORE_RENDER_THREADS",
+    parse: integer(0, 256),
+    fallback: () => Math.floor(availableParallelism() / 4),
+  },
   // After batchSize: the default reads it.
   maxImagesInFlight: {
     env: "MEMSCORE_MAX_IMAGES_IN_FLIGHT",

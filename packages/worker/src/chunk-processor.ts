@@ -15,10 +15,11 @@ import {
   type ResultRow,
   type Storage,
 } from "@memscore/shared";
-import { normaliseGrid, renderHeatmap } from "./heatmap.js";
+import { normaliseGrid } from "./heatmap.js";
 import type { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { prepareImage } from "./preprocess.js";
+import type { HeatmapRenderer } from "./render-pool.js";
 import type { Semaphore } from "./semaphore.js";
 import { type StageObserver, timed } from "./stage-timings.js";
 
@@ -26,6 +27,8 @@ import { type StageObserver, timed } from "./stage-timings.js";
 export interface ChunkContext {
   storage: Storage;
   engine: InferenceEngine;
+  /** Renders heatmap overlays: on the main thread or in a pool of render threads. */
+  render: HeatmapRenderer;
   model: ModelInfo;
   limits: { maxImageBytes: number; maxImagePixels: number; heatmapMaxSide: number };
   /** Bounds images between fetch and put across all chunks: the worker's memory bound. */
@@ -159,7 +162,7 @@ async function processImage(ctx: ChunkContext, job: ChunkJobData, image: ChunkIm
     input = { ...input, width: prepared.width, height: prepared.height, format: prepared.format };
     const output = await ctx.engine.infer(prepared.tensor);
     const png = await timed("render", ctx.observe, () =>
-      renderHeatmap(fetched.body, output.gradcam, ctx.model.gridSize, {
+      ctx.render(fetched.body, output.gradcam, ctx.model.gridSize, {
         maxSide: ctx.limits.heatmapMaxSide,
         maxPixels: ctx.limits.maxImagePixels,
       }),

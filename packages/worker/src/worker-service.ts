@@ -23,6 +23,7 @@ import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
+import { RenderPool } from "./render-pool.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
 import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
@@ -75,6 +76,7 @@ export class WorkerService {
   private stopping?: Promise<void>;
   private forceNow?: () => void;
   private readonly activeChunks: Map<string, ActiveChunk>;
+  private readonly closeRenderer: () => Promise<void>;
 
   private constructor(parts: {
     runtime: BatchModel;
@@ -84,6 +86,7 @@ export class WorkerService {
     storage: Storage;
     logger: Logger;
     activeChunks: Map<string, ActiveChunk>;
+    closeRenderer: () => Promise<void>;
   }) {
     this.runtime = parts.runtime;
     this.model = parts.runtime.info;
@@ -93,6 +96,7 @@ export class WorkerService {
     this.storage = parts.storage;
     this.logger = parts.logger;
     this.activeChunks = parts.activeChunks;
+    this.closeRenderer = parts.closeRenderer;
   }
 
   /** Loads the model, connects, and starts pulling jobs. */
@@ -135,9 +139,11 @@ export class WorkerService {
       throw error;
     });
     const owner = `${hostname()}:${process.pid}`;
+    const renderer = RenderPool.create(config.renderThreads);
     const context: ChunkContext = {
       storage,
       engine,
+      render: renderer.render,
       model: runtime.info,
       limits: {
         maxImageBytes: config.maxImageBytes,
@@ -223,7 +229,16 @@ export class WorkerService {
     });
     worker.on("error", (error) => logger.error("worker error", { error: describeError(error) }));
 
-    const service = new WorkerService({ runtime, engine, worker, redis, storage, logger, activeChunks });
+    const service = new WorkerService({
+      runtime,
+      engine,
+      worker,
+      redis,
+      storage,
+      logger,
+      activeChunks,
+      closeRenderer: renderer.close,
+    });
     void worker
       .run()
       .catch((error: unknown) => logger.error("worker stopped", { error: describeError(error) }));
@@ -291,6 +306,7 @@ export class WorkerService {
       // process exit was seen to abort the process (Napi::Error) instead of exiting 143.
       for (const step of [
         () => this.runtime.close(),
+        () => this.closeRenderer(),
         () => this.redis.quit(),
         async () => this.storage.close(),
       ]) {

@@ -20,6 +20,7 @@ import {
   processChunk,
   Semaphore,
 } from "../src/index.js";
+import { RenderPool } from "../src/render-pool.js";
 import { ThreadedModelRuntime } from "../src/threaded-model-runtime.js";
 
 // A chunk through the real stages (S3 GET, sharp, the batcher, ONNX Runtime in its inference
@@ -78,10 +79,13 @@ describe("chunk processing with shared batches", () => {
       outputPrefix: `s3://${output}/scores/`,
       images: keys.map((key) => ({ uri: `s3://${input}/${key}`, rel: key.slice(2) })),
     };
+    // Heatmaps rendered in two render threads, as on a many-core worker.
+    const renderer = RenderPool.create(2);
     const outcome = await processChunk(
       {
         storage,
         engine,
+        render: renderer.render,
         model: runtime.info,
         limits: { maxImageBytes: 10_000_000, maxImagePixels: 10_000_000, heatmapMaxSide: 1024 },
         inFlight: new Semaphore(16),
@@ -90,6 +94,7 @@ describe("chunk processing with shared batches", () => {
       job,
       { rerun: false, final: true },
     );
+    await renderer.close();
 
     // Rows come back in chunk order; only the broken image failed.
     expect(outcome.rows.map((r) => r.uri)).toEqual(job.images.map((i) => i.uri));

@@ -17,6 +17,7 @@ options:
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
   --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
+  --render-threads N         threads rendering heatmaps (MEMSCORE_RENDER_THREADS, default cores ÷ 4; 0 = main thread)
   --max-images-in-flight N   images between fetch and put; bounds memory (MEMSCORE_MAX_IMAGES_IN_FLIGHT,
                              default max(4 × batch size, 32))
   --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
@@ -40,6 +41,7 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   provider: "provider",
   threads: "intraOpThreads",
   "decode-threads": "decodeThreads",
+  "render-threads": "renderThreads",
   "max-images-in-flight": "maxImagesInFlight",
   model: "model",
   queue: "queueName",

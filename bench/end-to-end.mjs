@@ -93,8 +93,9 @@ export async function measureEndToEnd({
   Object.assign(process.env, services.env);
   let worker;
   const redis = createRedisConnection(services.env.REDIS_URL, { name: "memscore-bench" });
+  // The caller's MEMSCORE_* settings (e.g. MEMSCORE_RENDER_THREADS) apply; the services are ours.
   const config = resolveConfig(
-    { ...services.env, MEMSCORE_LOG_LEVEL: "warn" },
+    { ...process.env, ...services.env, MEMSCORE_LOG_LEVEL: "warn" },
     {
       model,
       provider,
@@ -140,6 +141,7 @@ export async function measureEndToEnd({
     );
     return {
       provider: worker.model.provider,
+      renderThreads: config.renderThreads,
       images: files.length,
       scored: snapshot.imagesScored,
       failed: snapshot.imagesFailed,
@@ -171,7 +173,7 @@ export async function measureEndToEnd({
 export function printEndToEnd(e2e) {
   console.log(
     `end to end: ${e2e.imagesPerSecond.toFixed(2)} images/s (${e2e.images} images in ${e2e.seconds.toFixed(1)} s; ` +
-      `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} heatmaps written) on ${e2e.provider}`,
+      `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} heatmaps written) on ${e2e.provider}, ${e2e.renderThreads} render threads`,
   );
   console.log(
     `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches; ` +

@@ -14,7 +14,7 @@ const CHUNK = 20;
 const WORKER_ARGS = ["--concurrency", "2", "--batch-size", "4"];
 
 // SIGTERM is two-stage: the first drains in-flight chunks, a second one hands them back at once.
-describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice)", () => {
+describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice, drain deadline)", () => {
   let services: TestServices;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
@@ -61,7 +61,7 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice)", () => 
     return (await queue.getActive()).map((job) => job.id as string);
   };
 
-  it("drains on one SIGTERM (exit 143) and hands chunks back at once on a second SIGTERM (exit 143)", async () => {
+  it("drains on one SIGTERM (exit 143); a second SIGTERM or the drain deadline hands chunks back at once (exit 143)", async () => {
     const run = enqueueAndWait(env, [`s3://${input}/photos/`], `s3://${output}/scores/`, "stop-run", [
       "--chunk-size",
       String(CHUNK),
@@ -96,6 +96,26 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice)", () => 
     ).toBe(true);
     const handedBack = forcedIds.filter((_, i) => states[i] === "waiting");
     expect(handedBack.length, "chunks handed back by the forced stop").toBeGreaterThan(0);
+    expect(await queue.getActiveCount()).toBe(0);
+
+    // 2b. One SIGTERM whose drain deadline passes (1 ms here): the stop is forced by the deadline,
+    // as by a second signal — exit 143, chunks handed back rather than left locked.
+    const deadline = start(["--shutdown-timeout", "1"]);
+    const deadlineIds = await activeChunks();
+    deadline.child.kill("SIGTERM");
+    const deadlineExit = await deadline.exited;
+    expect(deadlineExit.code, deadline.output()).toBe(143);
+    expect(deadline.output()).toMatch(
+      /forced stop: in-flight chunks handed back to the queue.*"timeoutMs":1\b/,
+    );
+    const deadlineStates = await Promise.all(
+      deadlineIds.map(async (id) => (await queue.getJob(id))?.getState()),
+    );
+    expect(
+      deadlineStates.every((s) => s === "waiting" || s === "completed"),
+      deadlineStates.join(","),
+    ).toBe(true);
+    handedBack.push(...deadlineIds.filter((_, i) => deadlineStates[i] === "waiting"));
     expect(await queue.getActiveCount()).toBe(0);
 
     // 3. Another worker redoes the handed-back chunks and the run completes, nothing lost.

@@ -1,10 +1,11 @@
-import { CreateBucketCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "./support/archive.js";
 import { jsonLines, runCli } from "./support/cli.js";
-import { getBytes, listKeys, putObjects, testS3Client } from "./support/s3.js";
-import { startTestServices, type TestServices, uniqueName } from "./support/services.js";
+import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
+import { getBytes, listKeys, putObjects } from "./support/s3.js";
+import { uniqueName } from "./support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 interface RecordJson {
@@ -31,7 +32,7 @@ interface Row {
 
 // The product end to end: 200 images in S3 → enqueue → 3 worker processes → outputs in S3.
 describe("distributed pipeline (real Redis, S3 API server, 3 worker processes)", () => {
-  let services: TestServices;
+  let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
   let workers: WorkerProcess[] = [];
@@ -40,11 +41,8 @@ describe("distributed pipeline (real Redis, S3 API server, 3 worker processes)",
   let archive: ArchiveEntry[];
 
   beforeAll(async () => {
-    services = await startTestServices();
-    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output] });
+    ({ env, s3 } = fixture);
     archive = await makeArchive("photos/", 200);
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     workers = [0, 1, 2].map(() => startWorkerProcess(env, ["--concurrency", "2", "--batch-size", "8"]));
@@ -52,8 +50,7 @@ describe("distributed pipeline (real Redis, S3 API server, 3 worker processes)",
 
   afterAll(async () => {
     await stopWorkers(workers);
-    s3?.destroy();
-    await services?.stop();
+    await fixture?.stop();
   });
 
   it("gives every input exactly one outcome, well-formed outputs and a complete results table", async () => {

@@ -1,6 +1,7 @@
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "../support/archive.js";
+import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import {
   enqueueAndWait,
   findCorruptOutputs,
@@ -8,8 +9,8 @@ import {
   readResults,
   rowsByUri,
 } from "../support/run-outcome.js";
-import { putObjects, testS3Client } from "../support/s3.js";
-import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { putObjects } from "../support/s3.js";
+import { sleepUntil, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 300;
@@ -19,7 +20,7 @@ const WORKER_ARGS = ["--concurrency", "2", "--batch-size", "8", "--lock-duration
 
 // kill -9 of workers in the middle of their batches: nothing is lost, nothing is counted twice.
 describe("worker crashes (kill -9 three times during a 300-image run with 3 workers)", () => {
-  let services: TestServices;
+  let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
   const workers: WorkerProcess[] = [];
@@ -28,11 +29,8 @@ describe("worker crashes (kill -9 three times during a 300-image run with 3 work
   let archive: ArchiveEntry[];
 
   beforeAll(async () => {
-    services = await startTestServices();
-    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output] });
+    ({ env, s3 } = fixture);
     archive = await makeArchive("photos/", IMAGES);
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     for (let i = 0; i < 3; i++) workers.push(startWorkerProcess(env, WORKER_ARGS));
@@ -40,8 +38,7 @@ describe("worker crashes (kill -9 three times during a 300-image run with 3 work
 
   afterAll(async () => {
     await stopWorkers(workers);
-    s3?.destroy();
-    await services?.stop();
+    await fixture?.stop();
   });
 
   it("completes with exactly one outcome per image, no corrupt output and an empty queue", async () => {

@@ -1,11 +1,12 @@
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeArchive } from "../support/archive.js";
+import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { enqueueAndWait, queueCounts, readResults, rowsByUri } from "../support/run-outcome.js";
-import { putObjects, testS3Client } from "../support/s3.js";
-import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { putObjects } from "../support/s3.js";
+import { sleepUntil, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 160;
@@ -15,7 +16,7 @@ const WORKER_ARGS = ["--concurrency", "2", "--batch-size", "4"];
 
 // SIGTERM is two-stage: the first drains in-flight chunks, a second one hands them back at once.
 describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice, drain deadline)", () => {
-  let services: TestServices;
+  let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
   let connection: Redis;
@@ -25,16 +26,8 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice, drain de
   const output = uniqueName("out");
 
   beforeAll(async () => {
-    services = await startTestServices();
-    env = {
-      ...services.env,
-      MEMSCORE_QUEUE: uniqueName("q"),
-      MEMSCORE_INTRA_OP_THREADS: "1",
-      MEMSCORE_LOG_LEVEL: "info",
-    };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output], extraEnv: { MEMSCORE_LOG_LEVEL: "info" } });
+    ({ env, s3 } = fixture);
     const archive = await makeArchive("photos/", IMAGES);
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     connection = new Redis(env.REDIS_URL as string, { maxRetriesPerRequest: null });
@@ -45,8 +38,7 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGTERM twice, drain de
     await stopWorkers(workers);
     await queue?.close();
     connection?.disconnect();
-    s3?.destroy();
-    await services?.stop();
+    await fixture?.stop();
   });
 
   const start = (args: string[] = []) => {

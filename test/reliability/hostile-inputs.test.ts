@@ -1,14 +1,15 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
 import { type HostileObject, makeHostileObjects } from "../support/hostile-objects.js";
 import { sampleResidentMemory } from "../support/process-memory.js";
+import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { enqueueAndWait, findCorruptOutputs, readResults, rowsByUri } from "../support/run-outcome.js";
-import { listKeys, putObjects, testS3Client } from "../support/s3.js";
-import { startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { listKeys, putObjects } from "../support/s3.js";
+import { type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 // The worker's default limit (MEMSCORE_MAX_IMAGE_BYTES, 50 MiB); the oversized object is 200 MB.
@@ -19,6 +20,7 @@ const RSS_LIMIT_BYTES = 1.5 * 1024 ** 3;
 
 // Broken, hostile and odd inputs in one run: each gets its own right outcome, nothing else suffers.
 describe("hostile and broken inputs (one run, 2 workers, through a logging proxy)", () => {
+  let fixture: RunFixture;
   let services: TestServices;
   let proxy: FaultProxy;
   let s3: S3Client;
@@ -30,11 +32,8 @@ describe("hostile and broken inputs (one run, 2 workers, through a logging proxy
   let objects: HostileObject[];
 
   beforeAll(async () => {
-    services = await startTestServices();
-    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output] });
+    ({ services, env, s3 } = fixture);
     // makeHostileObjects adds 1 MiB to the size it is given for its "oversized" object.
     objects = await makeHostileObjects("hostile/", OVERSIZED_BYTES - 1024 * 1024);
     await putObjects(s3, input, new Map(objects.map((o) => [o.key, o.body])));
@@ -46,9 +45,8 @@ describe("hostile and broken inputs (one run, 2 workers, through a logging proxy
 
   afterAll(async () => {
     await stopWorkers(workers);
-    s3?.destroy();
     await proxy?.stop();
-    await services?.stop();
+    await fixture?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -1,15 +1,17 @@
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "../support/archive.js";
+import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { enqueueAndWait, queueCounts, readResults, rowsByUri } from "../support/run-outcome.js";
-import { putObjects, testS3Client } from "../support/s3.js";
-import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { putObjects } from "../support/s3.js";
+import { sleepUntil, type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 150;
 
 // Redis goes away and comes back (with AOF, as in production) while a run is in progress.
 describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", () => {
+  let fixture: RunFixture;
   let services: TestServices;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
@@ -19,11 +21,8 @@ describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", (
   let archive: ArchiveEntry[];
 
   beforeAll(async () => {
-    services = await startTestServices({ appendonly: true });
-    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output], redis: { appendonly: true } });
+    ({ services, env, s3 } = fixture);
     archive = await makeArchive("photos/", IMAGES);
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     workers = [0, 1, 2].map(() => startWorkerProcess(env, ["--concurrency", "2", "--batch-size", "8"]));
@@ -31,8 +30,7 @@ describe("Redis restart mid-run (AOF persistence, 3 workers, enqueue --wait)", (
 
   afterAll(async () => {
     await stopWorkers(workers);
-    s3?.destroy();
-    await services?.stop();
+    await fixture?.stop();
   });
 
   it("workers and the waiting producer reconnect by themselves and the run completes", async () => {

@@ -1,11 +1,12 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "../support/archive.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
 import { makePhoto } from "../support/images.js";
+import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import {
   enqueueAndWait,
   findCorruptOutputs,
@@ -13,8 +14,8 @@ import {
   readResults,
   rowsByUri,
 } from "../support/run-outcome.js";
-import { putObjects, testS3Client } from "../support/s3.js";
-import { startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { putObjects } from "../support/s3.js";
+import { type TestServices, uniqueName } from "../support/services.js";
 import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 120;
@@ -23,6 +24,7 @@ const FORBIDDEN = ["forbidden/secret-1.jpg", "forbidden/secret-2.jpg"];
 
 // S3 misbehaves on 15% of the workers' requests: 500s, 503s, slow answers, dropped connections.
 describe("S3 faults (seeded fault-injecting proxy between workers and S3)", () => {
+  let fixture: RunFixture;
   let services: TestServices;
   let proxy: FaultProxy;
   let s3: S3Client;
@@ -34,11 +36,8 @@ describe("S3 faults (seeded fault-injecting proxy between workers and S3)", () =
   let archive: ArchiveEntry[];
 
   beforeAll(async () => {
-    services = await startTestServices();
-    env = { ...services.env, MEMSCORE_QUEUE: uniqueName("q"), MEMSCORE_INTRA_OP_THREADS: "1" };
-    s3 = testS3Client(env);
-    await s3.send(new CreateBucketCommand({ Bucket: input }));
-    await s3.send(new CreateBucketCommand({ Bucket: output }));
+    fixture = await startRunFixture({ buckets: [input, output] });
+    ({ services, env, s3 } = fixture);
     archive = await makeArchive("photos/", IMAGES);
     const photo = await makePhoto(80, 60);
     // The "forbidden" objects exist: only the proxy refuses them (as a bucket policy would).
@@ -73,9 +72,8 @@ describe("S3 faults (seeded fault-injecting proxy between workers and S3)", () =
 
   afterAll(async () => {
     await stopWorkers(workers);
-    s3?.destroy();
     await proxy?.stop();
-    await services?.stop();
+    await fixture?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -11,6 +11,7 @@ NOT memorability, the file only exercises the pipeline.
 import argparse
 import inspect
 import io
+import os
 import sys
 
 import onnx
@@ -85,6 +86,8 @@ def main(argv=None) -> None:
 
     model = build_model(args.variant, args.seed, args.weights)
     proto = export_onnx(model, metadata(args.variant, bool(args.weights), args.training_data))
+    # `npm run model:build` writes under model/build/, which a fresh clone does not have.
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     onnx.save(proto, args.out)
     if args.save_weights:
         torch.save(model.state_dict(), args.save_weights)

@@ -2,16 +2,25 @@
 // CPU cost per image of every non-inference step of the worker, measured alone (one process,
 // one libvips thread, CPU time not wall time, so other load on the machine matters less):
 // header inspection, the model's decode + resize + tensor, the heatmap's decode, grid upsample +
-// blend (the worker's code, and the per-pixel loop it replaced, checked to give identical bytes),
-// PNG encode by zlib level and filter, and the "decode once" alternative (one decode at heatmap
-// size, then a resize of those pixels to the model's input) against the two decodes used now.
+// blend (the worker's fused loop and the two versions before it, checked to give identical
+// bytes), PNG encode (the worker's encoder, checked lossless, against libvips by zlib level and
+// filter), and the "decode once" alternative (one decode at heatmap size, then a resize of those
+// pixels to the model's input) against the two decodes used now.
 //
 //   node bench/cpu-per-image.mjs [--images 40] [--size 640x480] [--levels 1,3,4,6] [--json]
 //                                [--dir DIR]   (JPEGs from DIR instead of the generated images)
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeToModelRgb, inspectImage, normaliseGrid, rgbToTensor, upsampleGrid } from "@memscore/worker";
+import {
+  decodeToModelRgb,
+  encodeRgbPng,
+  inspectImage,
+  normaliseGrid,
+  overlayHeatmap,
+  rgbToTensor,
+  upsampleGrid,
+} from "@memscore/worker";
 import sharp from "sharp";
 import { TURBO_LUT } from "../packages/worker/dist/colormap.js";
 import { benchImages } from "./lib/bench-images.mjs";
@@ -77,11 +86,11 @@ function legacyOverlay(data, gradcam, gridSize, w, h, alpha = 0.5) {
   return out;
 }
 
-/** The worker's overlay (heatmap.ts), via its exported upsample and the same blend table. */
+/** The overlay before it was fused: upsample the whole grid, then blend with the same table. */
 const table = new Uint8Array(65536);
 for (let d = 0; d < 256; d++)
   for (let c = 0; c < 256; c++) table[d * 256 + c] = Math.round(d * 0.5 + c * 0.5);
-function currentOverlay(data, gradcam, gridSize, w, h) {
+function upsampleThenBlend(data, gradcam, gridSize, w, h) {
   const heat = upsampleGrid(normaliseGrid(gradcam), gridSize, w, h);
   const out = Buffer.allocUnsafe(w * h * 3);
   for (let i = 0, p = 0; i < heat.length; i++, p += 3) {
@@ -95,10 +104,18 @@ function currentOverlay(data, gradcam, gridSize, w, h) {
 
 const decoded = [];
 for (const body of bodies) decoded.push(await heatmapDecode(body));
-const overlays = decoded.map(({ data, info }) => currentOverlay(data, cam, 7, info.width, info.height));
+const grid = normaliseGrid(cam);
+const overlays = decoded.map(({ data, info }) => overlayHeatmap(data, info.width, info.height, grid, 7, 0.5));
 for (const [i, { data, info }] of decoded.entries()) {
-  if (!legacyOverlay(data, cam, 7, info.width, info.height).equals(overlays[i] ?? Buffer.alloc(0)))
-    throw new Error(`overlay of image ${i} differs from the previous implementation`);
+  const overlay = overlays[i] ?? Buffer.alloc(0);
+  if (!legacyOverlay(data, cam, 7, info.width, info.height).equals(overlay))
+    throw new Error(`overlay of image ${i} differs from the per-pixel loops`);
+  if (!upsampleThenBlend(data, cam, 7, info.width, info.height).equals(overlay))
+    throw new Error(`overlay of image ${i} differs from upsample-then-blend`);
+  // The worker's PNG encoder is lossless: decoding its file gives the overlay's pixels back.
+  const png = await encodeRgbPng(overlay, info.width, info.height);
+  const back = await sharp(png).raw().toBuffer();
+  if (!back.equals(overlay)) throw new Error(`PNG of image ${i} does not decode to its pixels`);
 }
 
 /** CPU ms per image of `fn` over every image; round 0 warms up, round 1 is reported. */
@@ -124,23 +141,34 @@ await add("model decode + resize 224 (shrink-on-load)", async (i) => {
 const modelRgb = await decodeToModelRgb(bodies[0], 224, limits);
 await add("rgbToTensor", async () => void rgbToTensor(modelRgb, meta));
 await add("heatmap decode (≤1024 px)", async (i) => void (await heatmapDecode(bodies[i])));
-await add("overlay, previous per-pixel loops", async (i) => {
+await add("overlay, per-pixel loops (first version)", async (i) => {
   const { data, info } = decoded[i];
   legacyOverlay(data, cam, 7, info.width, info.height);
 });
-await add("overlay, now (axis tables + blend table)", async (i) => {
+await add("overlay, upsample then blend table (second)", async (i) => {
   const { data, info } = decoded[i];
-  currentOverlay(data, cam, 7, info.width, info.height);
+  upsampleThenBlend(data, cam, 7, info.width, info.height);
+});
+await add("overlay, fused (heatmap.ts now)", async (i) => {
+  const { data, info } = decoded[i];
+  overlayHeatmap(data, info.width, info.height, normaliseGrid(cam), 7, 0.5);
+});
+await add("PNG encode, worker's (up filter + Z_RLE)", async (i) => {
+  const { info } = decoded[i];
+  return (await encodeRgbPng(overlays[i], info.width, info.height)).length;
 });
 for (const level of values.levels.split(",").map(Number)) {
   for (const adaptiveFiltering of [false, true]) {
-    await add(`PNG encode level ${level}${adaptiveFiltering ? ", adaptive filtering" : ""}`, async (i) => {
-      const { info } = decoded[i];
-      const png = await sharp(overlays[i], { raw: { width: info.width, height: info.height, channels: 3 } })
-        .png({ compressionLevel: level, adaptiveFiltering })
-        .toBuffer();
-      return png.length;
-    });
+    await add(
+      `PNG encode, libvips level ${level}${adaptiveFiltering ? ", adaptive filtering" : ""}`,
+      async (i) => {
+        const { info } = decoded[i];
+        const png = await sharp(overlays[i], { raw: { width: info.width, height: info.height, channels: 3 } })
+          .png({ compressionLevel: level, adaptiveFiltering })
+          .toBuffer();
+        return png.length;
+      },
+    );
   }
 }
 await add("decode once: resize heatmap pixels to 224", async (i) => {
@@ -173,7 +201,9 @@ if (values.json) {
   const what = values.dir ? `from ${values.dir}` : `of ${width}x${height}`;
   console.log(`inputs: ${bodies.length} images ${what}; one libvips thread; CPU ms per image`);
   printMachine(describeMachine());
-  console.log("  overlay output: identical bytes to the previous per-pixel loops on every image");
+  console.log(
+    "  overlay output: identical bytes from all three overlays on every image; every PNG decodes to its pixels",
+  );
   for (const r of rows) {
     console.log(
       `  ${r.name.padEnd(46)} ${r.cpuMs.toFixed(2).padStart(7)} ms${r.kB ? `  ${r.kB.toFixed(0).padStart(5)} kB` : ""}`,

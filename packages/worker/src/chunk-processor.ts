@@ -160,7 +160,7 @@ async function processImage(ctx: ChunkContext, job: ChunkJobData, image: ChunkIm
       prepareImage(fetched.body, ctx.model, { maxPixels: ctx.limits.maxImagePixels }),
     );
     input = { ...input, width: prepared.width, height: prepared.height, format: prepared.format };
-    const output = await ctx.engine.infer(prepared.tensor);
+    const output = await ctx.engine.infer(prepared.rgb);
     const png = await timed("render", ctx.observe, () =>
       ctx.render(fetched.body, output.gradcam, ctx.model.gridSize, {
         maxSide: ctx.limits.heatmapMaxSide,

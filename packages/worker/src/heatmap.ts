@@ -1,5 +1,5 @@
-import sharp from "sharp";
 import { TURBO_LUT } from "./colormap.js";
+import { encodeRgbPng } from "./png-encoder.js";
 import { type DecodeLimits, sharpInput } from "./preprocess.js";
 
 /**
@@ -82,19 +82,62 @@ function blendTable(alpha: number): Uint8Array {
 }
 
 /**
- * zlib level of heatmap PNGs. Measured (bench/cpu-per-image.mjs): level 2 encodes in 20–27% less
- * CPU than level 6 for 0–1.5% more bytes; level 1 saves ~45% but costs ~12% more bytes; adaptive
- * filtering makes files ~35% smaller at 30–90% more CPU, so it stays off (sharp's default).
+ * Blends the colour-mapped grid over RGB pixels: each pixel's heat is the grid upsampled
+ * bilinearly ({@link upsampleGrid}'s sampling, rounded to float32 as it stores values, so the
+ * bytes are the same), looked up in Turbo and blended with weight `alpha`. Fused into one pass
+ * with the grid interpolated along x once per grid row, because the per-pixel work of a separate
+ * upsample (a 4-byte-per-pixel array, four reads and three multiply-adds) was most of the overlay's
+ * CPU. `out` may be `rgb` itself (each byte is read before it is written): the renderer blends in
+ * place, saving a frame-sized allocation per image and the garbage collections it causes.
  */
-export const PNG_COMPRESSION_LEVEL = 2;
+export function overlayHeatmap(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  grid: Float32Array,
+  gridSize: number,
+  alpha: number,
+  out: Uint8Array = Buffer.allocUnsafe(width * height * 3),
+): Uint8Array {
+  if (rgb.length !== width * height * 3 || out.length !== rgb.length) {
+    throw new RangeError(
+      `expected ${width * height * 3} RGB bytes for ${width}×${height}, got ${rgb.length}`,
+    );
+  }
+  const cols = axisWeights(gridSize, width);
+  const rows = axisWeights(gridSize, height);
+  // along[r][x]: grid row r interpolated at output column x.
+  const along = Array.from({ length: gridSize }, (_, r) => {
+    const line = new Float64Array(width);
+    for (let x = 0; x < width; x++) {
+      const fx = cols.w[x] as number;
+      line[x] =
+        (grid[r * gridSize + (cols.lo[x] as number)] as number) * (1 - fx) +
+        (grid[r * gridSize + (cols.hi[x] as number)] as number) * fx;
+    }
+    return line;
+  });
+  const blend = blendTable(alpha);
+  for (let y = 0, p = 0; y < height; y++) {
+    const top = along[rows.lo[y] as number] as Float64Array;
+    const bottom = along[rows.hi[y] as number] as Float64Array;
+    const fy = rows.w[y] as number;
+    for (let x = 0; x < width; x++, p += 3) {
+      const heat = Math.fround((top[x] as number) * (1 - fy) + (bottom[x] as number) * fy);
+      const level = Math.round(heat * 255) * 3;
+      out[p] = blend[((rgb[p] as number) << 8) | (TURBO_LUT[level] as number)] as number;
+      out[p + 1] = blend[((rgb[p + 1] as number) << 8) | (TURBO_LUT[level + 1] as number)] as number;
+      out[p + 2] = blend[((rgb[p + 2] as number) << 8) | (TURBO_LUT[level + 2] as number)] as number;
+    }
+  }
+  return out;
+}
 
 export interface HeatmapOptions extends DecodeLimits {
   /** Long side of the overlay; smaller images keep their size. @defaultValue 1024 */
   maxSide?: number;
   /** Weight of the colour map in the blend. @defaultValue 0.5 */
   alpha?: number;
-  /** zlib level of the PNG (0–9). @defaultValue PNG_COMPRESSION_LEVEL */
-  compressionLevel?: number;
 }
 
 /**
@@ -109,7 +152,6 @@ export async function renderHeatmap(
   options: HeatmapOptions,
 ): Promise<Buffer> {
   const maxSide = options.maxSide ?? 1024;
-  const alpha = options.alpha ?? 0.5;
   const { data, info } = await sharpInput(imageBytes, options)
     .rotate()
     .flatten({ background: "#ffffff" })
@@ -119,16 +161,6 @@ export async function renderHeatmap(
     .raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
   const { width, height } = info;
-  const heat = upsampleGrid(normaliseGrid(gradcam), gridSize, width, height);
-  const blend = blendTable(alpha);
-  const out = Buffer.allocUnsafe(width * height * 3);
-  for (let i = 0, p = 0; i < heat.length; i++, p += 3) {
-    const level = Math.round((heat[i] as number) * 255) * 3;
-    out[p] = blend[((data[p] as number) << 8) | (TURBO_LUT[level] as number)] as number;
-    out[p + 1] = blend[((data[p + 1] as number) << 8) | (TURBO_LUT[level + 1] as number)] as number;
-    out[p + 2] = blend[((data[p + 2] as number) << 8) | (TURBO_LUT[level + 2] as number)] as number;
-  }
-  return sharp(out, { raw: { width, height, channels: 3 } })
-    .png({ compressionLevel: options.compressionLevel ?? PNG_COMPRESSION_LEVEL })
-    .toBuffer();
+  overlayHeatmap(data, width, height, normaliseGrid(gradcam), gridSize, options.alpha ?? 0.5, data);
+  return encodeRgbPng(data, width, height);
 }

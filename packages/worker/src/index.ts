@@ -2,13 +2,20 @@ export { type BatcherStats, DynamicBatcher, type DynamicBatcherOptions } from ".
 export { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 export { type ChunkContext, type ChunkOutcome, ChunkRetryError, processChunk } from "./chunk-processor.js";
 export { AUTO_PROVIDER_ORDER, type ExecutionProviderName, providerCandidates } from "./execution-provider.js";
-export { type HeatmapOptions, normaliseGrid, renderHeatmap, upsampleGrid } from "./heatmap.js";
+export {
+  type HeatmapOptions,
+  normaliseGrid,
+  overlayHeatmap,
+  renderHeatmap,
+  upsampleGrid,
+} from "./heatmap.js";
 export { InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
 export { METADATA_KEYS, type ModelMetadata, parseModelMetadata } from "./model-metadata.js";
 export { type ModelInfo, type ModelOutput, ModelRuntime, type ModelRuntimeOptions } from "./model-runtime.js";
 export { resolveModelFile } from "./model-source.js";
 export { readOnnxMetadataProps } from "./onnx-metadata.js";
+export { encodeRgbPng } from "./png-encoder.js";
 export {
   type DecodeLimits,
   decodeToModelRgb,

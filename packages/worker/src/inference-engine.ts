@@ -1,5 +1,6 @@
 import { DynamicBatcher } from "./batcher.js";
 import type { ModelOutput } from "./model-runtime.js";
+import { rgbToTensor } from "./preprocess.js";
 import type { StageObserver } from "./stage-timings.js";
 import type { BatchModel } from "./threaded-model-runtime.js";
 
@@ -14,41 +15,50 @@ export interface InferenceEngineOptions {
 }
 
 /**
- * The model behind a dynamic batcher: callers submit one preprocessed image each, and images
- * from every in-flight chunk share batches. The batch tensor is assembled while the previous
- * batch is still running, so the engine goes straight from one inference to the next.
+ * The model behind a dynamic batcher: callers submit one image's model-sized RGB pixels each,
+ * and images from every in-flight chunk share batches. The batch tensor is assembled (pixels
+ * normalised straight into it) while the previous batch is still running, so the engine goes
+ * straight from one inference to the next.
  */
 export class InferenceEngine {
   readonly runtime: BatchModel;
-  private readonly batcher: DynamicBatcher<Float32Array, ModelOutput>;
+  private readonly batcher: DynamicBatcher<Uint8Array, ModelOutput>;
   readonly batchSize: number;
 
   constructor(runtime: BatchModel, options: InferenceEngineOptions) {
     this.runtime = runtime;
     this.batchSize = options.batchSize;
     const elements = runtime.imageElements;
-    this.batcher = new DynamicBatcher<Float32Array, ModelOutput>({
+    this.batcher = new DynamicBatcher<Uint8Array, ModelOutput>({
       maxBatchSize: options.batchSize,
       maxDelayMs: options.maxBatchDelayMs,
       maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
-      runBatch: async (tensors) => {
-        const input = new Float32Array(tensors.length * elements);
-        for (const [i, t] of tensors.entries()) input.set(t, i * elements);
+      runBatch: async (images) => {
+        const input = new Float32Array(images.length * elements);
+        for (const [i, rgb] of images.entries()) rgbToTensor(rgb, runtime.info, input, i * elements);
         const start = performance.now();
-        const outputs = await runtime.run(input, tensors.length);
+        const outputs = await runtime.run(input, images.length);
         // Per-image share of the batch's inference time, so stage sums stay per image.
         const seconds = (performance.now() - start) / 1000;
-        const perImage = seconds / tensors.length;
-        for (let i = 0; i < tensors.length; i++) options.observe?.("infer", perImage);
-        options.onBatch?.(tensors.length, seconds);
+        const perImage = seconds / images.length;
+        for (let i = 0; i < images.length; i++) options.observe?.("infer", perImage);
+        options.onBatch?.(images.length, seconds);
         return outputs;
       },
     });
   }
 
-  /** Scores one preprocessed image (a CHW tensor of the model's input size). */
-  infer(tensor: Float32Array): Promise<ModelOutput> {
-    return this.batcher.submit(tensor);
+  /**
+   * Scores one image given as the model's input pixels (inputSize² RGB bytes, HWC, as
+   * {@link prepareImage} returns them). A wrong size rejects this image only.
+   */
+  infer(rgb: Uint8Array): Promise<ModelOutput> {
+    if (rgb.length !== this.runtime.imageElements) {
+      return Promise.reject(
+        new RangeError(`expected ${this.runtime.imageElements} RGB bytes per image, got ${rgb.length}`),
+      );
+    }
+    return this.batcher.submit(rgb);
   }
 
   /** Batches run, images inferred, and engine busy time so far. */

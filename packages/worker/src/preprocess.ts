@@ -14,8 +14,12 @@ export interface DecodeLimits {
 
 /** A decoded image ready for the model, plus the facts that go into its output record. */
 export interface PreparedImage {
-  /** Normalised CHW float32 tensor of 3 × inputSize × inputSize. */
-  tensor: Float32Array;
+  /**
+   * The model's input pixels: inputSize × inputSize RGB, HWC, uint8. Kept as bytes until the
+   * batch is assembled ({@link rgbToTensor} writes them into the batch tensor), because a
+   * float32 copy per image is 4× the memory while it waits for a batch, and garbage to collect.
+   */
+  rgb: Buffer;
   /** Dimensions of the stored image as displayed (after EXIF orientation). */
   width: number;
   height: number;
@@ -110,13 +114,13 @@ export function rgbToTensor(
   return out;
 }
 
-/** Inspects, decodes and normalises one image for the model. Every failure is an {@link ImageError}. */
+/** Inspects and decodes one image for the model. Every failure is an {@link ImageError}. */
 export async function prepareImage(
   bytes: Buffer,
-  metadata: Pick<ModelMetadata, "inputSize" | "mean" | "std">,
+  metadata: Pick<ModelMetadata, "inputSize">,
   limits: DecodeLimits,
 ): Promise<PreparedImage> {
   const header = await inspectImage(bytes, limits);
   const rgb = await decodeToModelRgb(bytes, metadata.inputSize, limits);
-  return { tensor: rgbToTensor(rgb, metadata), ...header };
+  return { rgb, ...header };
 }

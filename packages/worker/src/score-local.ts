@@ -4,7 +4,7 @@ import { describeError, ImageError, type ImageErrorReason } from "@memscore/shar
 import { normaliseGrid, renderHeatmap } from "./heatmap.js";
 import type { LocalImageFile } from "./local-files.js";
 import type { ModelRuntime } from "./model-runtime.js";
-import { prepareImage } from "./preprocess.js";
+import { prepareImage, rgbToTensor } from "./preprocess.js";
 
 export interface LocalScoreOptions {
   batchSize: number;
@@ -93,7 +93,8 @@ export async function* scoreLocalFiles(
     );
     const ok = prepared.filter((p) => p.image !== undefined);
     const input = new Float32Array(ok.length * runtime.imageElements);
-    for (const [i, p] of ok.entries()) input.set(p.image!.tensor, i * runtime.imageElements);
+    for (const [i, p] of ok.entries())
+      rgbToTensor(p.image!.rgb, runtime.info, input, i * runtime.imageElements);
     const outputs = ok.length > 0 ? await runtime.run(input, ok.length) : [];
 
     let next = 0;

@@ -18,6 +18,7 @@ import {
   ModelRuntime,
   prepareImage,
   processChunk,
+  rgbToTensor,
   Semaphore,
 } from "../src/index.js";
 import { RenderPool } from "../src/render-pool.js";
@@ -113,7 +114,7 @@ describe("chunk processing with shared batches", () => {
         if (i === 3) continue;
         const key = keys[i] as string;
         const prepared = await prepareImage(photos.get(key) as Buffer, runtime.info, { maxPixels: 1e7 });
-        const [own] = await alone.run(prepared.tensor, 1);
+        const [own] = await alone.run(rgbToTensor(prepared.rgb, runtime.info), 1);
         expect(row.status).toBe("scored");
         expect(row.score).toBeCloseTo(own?.score as number, 5);
         scores.add(row.score as number);

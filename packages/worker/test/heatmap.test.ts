@@ -1,5 +1,6 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
+import { makePhoto } from "../../../test/support/images.js";
 import { TURBO_LUT } from "../src/colormap.js";
 import { normaliseGrid, renderHeatmap, upsampleGrid } from "../src/index.js";
 
@@ -32,5 +33,23 @@ describe("renderHeatmap", () => {
     const cold = TURBO_LUT.subarray(0, 3);
     expect(px(5, 5)).toEqual(Array.from(hot).map((c) => Math.round(128 * 0.5 + c * 0.5)));
     expect(px(135, 135)).toEqual(Array.from(cold).map((c) => Math.round(128 * 0.5 + c * 0.5)));
+  });
+
+  it("equals upsample, colour-map and blend done step by step, pixel for pixel", async () => {
+    const photo = await makePhoto(333, 211, 5);
+    const grid = Float32Array.from({ length: 49 }, (_, i) => ((i * 7919) % 13) / 3);
+    const png = await renderHeatmap(photo, grid, 7, { maxPixels: 1e8 });
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    const base = await sharp(photo).raw().toBuffer();
+    const heat = upsampleGrid(normaliseGrid(grid), 7, 333, 211);
+    const expected = Buffer.alloc(base.length);
+    for (let i = 0; i < heat.length; i++) {
+      const level = Math.round((heat[i] as number) * 255);
+      for (let c = 0; c < 3; c++) {
+        const colour = TURBO_LUT[level * 3 + c] as number;
+        expected[i * 3 + c] = Math.round((base[i * 3 + c] as number) * 0.5 + colour * 0.5);
+      }
+    }
+    expect(data.equals(expected)).toBe(true);
   });
 });

@@ -19,6 +19,7 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
+import { cpuByGroup, libuvPoolThreads, newThreads, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
 
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
@@ -111,10 +112,15 @@ export async function measureEndToEnd({
     await uploadImages(storage, dir, files.slice(0, batchSize * 2), "warmup/");
 
     let totals = new StageTotals();
+    const threadsBeforeLoad = threadTimes();
     worker = await WorkerService.start(config, {
       logger: silentLogger,
       observe: (stage, seconds) => totals.observe(stage, seconds),
     });
+    const knownThreads = {
+      model: newThreads(threadsBeforeLoad, threadTimes()),
+      libuv: await libuvPoolThreads(),
+    };
     // Warm-up run: first inferences plan memory; S3 connections open. Not counted.
     await scoreRun(storage, redis, config, "warmup", "warmup/");
     totals = new StageTotals();
@@ -122,10 +128,12 @@ export async function measureEndToEnd({
     const rssBefore = process.memoryUsage().rss;
     const cpuBefore = process.cpuUsage();
     const s3CpuBefore = processCpuMs(services.s3Pid);
+    const threadsBefore = threadTimes();
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/");
     const cpuUsed = process.cpuUsage(cpuBefore);
     const s3CpuAfter = processCpuMs(services.s3Pid);
+    const byThread = cpuByGroup(threadsBefore, threadTimes(), knownThreads, files.length);
     const after = worker.engine.stats;
     const batches = after.batches - before.batches;
     const items = after.items - before.items;
@@ -160,6 +168,8 @@ export async function measureEndToEnd({
         s3Server:
           s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
         available: (1000 * seconds * availableParallelism()) / files.length,
+        // This process's CPU by thread role (bench/lib/thread-cpu.mjs); empty off Linux.
+        byThread,
       },
     };
   } finally {
@@ -185,6 +195,18 @@ export function printEndToEnd(e2e) {
       `S3 server CPU per image ${cpu.s3Server === null ? "n/a" : `${cpu.s3Server.toFixed(1)} ms`} ` +
       `(local s3rver child; real S3 runs elsewhere); cores × run time per image ${cpu.available.toFixed(1)} ms`,
   );
+  const threadTotal = Object.values(cpu.byThread).reduce((a, b) => a + b, 0);
+  if (threadTotal > 0) {
+    console.log("  where this process's CPU went, per image:");
+    for (const [group, label] of Object.entries(THREAD_GROUPS)) {
+      console.log(`    ${label.padEnd(48)} ${cpu.byThread[group].toFixed(1).padStart(6)} ms`);
+    }
+    const used = cpu.benchProcess + (cpu.s3Server ?? 0);
+    console.log(
+      `  inference's share of all CPU used (this process + S3 server): ${((100 * cpu.byThread.inference) / used).toFixed(1)}% ` +
+        "(with the cores saturated, end-to-end ÷ raw cannot be much above this share)",
+    );
+  }
   console.log("  stage time per image (summed over images; stages overlap across images):");
   for (const [stage, t] of Object.entries(e2e.stages)) {
     console.log(

@@ -1,0 +1,88 @@
+// CPU time of this process's threads, from /proc (Linux), grouped by what runs on them, so a
+// benchmark can say where the CPU went and not only how much was used.
+//
+// Node does not name its threads, so they are told apart by what they do: libuv's pool (where
+// sharp pipelines, zlib and file reads run) is found by giving it known work (pbkdf2) and seeing
+// which threads ran it; threads that appear while the model loads are the inference thread and
+// ONNX Runtime's pool (and render threads, when MEMSCORE_RENDER_THREADS > 0); libvips names its
+// threads "libvips worker"; the main thread's id is the process id; the rest are V8's background
+// threads (garbage collection, JIT compilation) and Node's idle helpers.
+import { execFileSync } from "node:child_process";
+import { pbkdf2 } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { promisify } from "node:util";
+
+let ticksPerSecond;
+
+/** CPU ms (user + system) and command name of every thread of `pid`; empty off Linux. */
+export function threadTimes(pid = process.pid) {
+  const times = new Map();
+  let tids;
+  try {
+    ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return times;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      // Fields after the parenthesised name: utime is field 14, stime 15 (1-based, in ticks).
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+      times.set(Number(tid), { name, ms });
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return times;
+}
+
+/** Ids of libuv's pool threads: those that run a burst of pbkdf2 work (twice the pool size). */
+export async function libuvPoolThreads() {
+  const size = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  const before = threadTimes();
+  await Promise.all(
+    Array.from({ length: 2 * size }, () => promisify(pbkdf2)("memscore", "bench", 100_000, 32, "sha256")),
+  );
+  const after = threadTimes();
+  const gains = [...after].map(([tid, { ms }]) => [tid, ms - (before.get(tid)?.ms ?? 0)]);
+  const most = Math.max(...gains.map(([, ms]) => ms));
+  return new Set(gains.filter(([tid, ms]) => tid !== process.pid && ms >= most / 4).map(([tid]) => tid));
+}
+
+export const THREAD_GROUPS = {
+  inference: "inference thread + ONNX Runtime pool",
+  main: "main JavaScript thread",
+  libuv: "libuv pool (sharp pipelines, zlib, file reads)",
+  libvips: "libvips workers",
+  v8: "V8 background (garbage collection, JIT)",
+};
+
+/**
+ * A thread's role. `known.model`: ids that appeared while the model loaded ({@link newThreads}
+ * around the load); `known.libuv`: from {@link libuvPoolThreads}.
+ */
+function groupOf(tid, name, known) {
+  if (tid === process.pid) return "main";
+  if (name.startsWith("libvips")) return "libvips";
+  if (known.model.has(tid)) return "inference";
+  if (known.libuv.has(tid)) return "libuv";
+  return "v8";
+}
+
+/** Ids of threads in `after` that were not in `before` (two {@link threadTimes} snapshots). */
+export function newThreads(before, after) {
+  return new Set([...after.keys()].filter((tid) => !before.has(tid)));
+}
+
+/** CPU ms per group used between two snapshots, divided by `per` (e.g. images). */
+export function cpuByGroup(before, after, known, per = 1) {
+  const groups = Object.fromEntries(Object.keys(THREAD_GROUPS).map((g) => [g, 0]));
+  for (const [tid, { name, ms }] of after) {
+    const used = ms - (before.get(tid)?.ms ?? 0);
+    groups[groupOf(tid, name, known)] += used / per;
+  }
+  return groups;
+}

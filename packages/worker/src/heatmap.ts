@@ -64,21 +64,27 @@ export function upsampleGrid(
 }
 
 /**
- * round(image × (1 − alpha) + colour × alpha) for every pair of 8-bit values, indexed
- * image × 256 + colour: the blend becomes one look-up per channel (64 KiB, kept per alpha).
+ * The blended value of every (heat level, image byte) pair, one table per channel:
+ * round(image × (1 − alpha) + Turbo(level)[channel] × alpha), indexed level × 256 + image.
+ * Colour-mapping and blending become one look-up per channel (3 × 64 KiB, kept per alpha).
  */
-const blendTables = new Map<number, Uint8Array>();
-function blendTable(alpha: number): Uint8Array {
-  let table = blendTables.get(alpha);
-  if (!table) {
-    table = new Uint8Array(256 * 256);
-    for (let d = 0; d < 256; d++) {
-      for (let c = 0; c < 256; c++) table[d * 256 + c] = Math.round(d * (1 - alpha) + c * alpha);
-    }
-    if (blendTables.size >= 8) blendTables.clear();
-    blendTables.set(alpha, table);
+const overlayTables = new Map<number, [Uint8Array, Uint8Array, Uint8Array]>();
+function overlayTable(alpha: number): [Uint8Array, Uint8Array, Uint8Array] {
+  let tables = overlayTables.get(alpha);
+  if (!tables) {
+    const channel = (c: number) => {
+      const table = new Uint8Array(256 * 256);
+      for (let level = 0; level < 256; level++) {
+        const colour = TURBO_LUT[level * 3 + c] as number;
+        for (let d = 0; d < 256; d++) table[level * 256 + d] = Math.round(d * (1 - alpha) + colour * alpha);
+      }
+      return table;
+    };
+    tables = [channel(0), channel(1), channel(2)];
+    if (overlayTables.size >= 8) overlayTables.clear();
+    overlayTables.set(alpha, tables);
   }
-  return table;
+  return tables;
 }
 
 /**
@@ -87,8 +93,9 @@ function blendTable(alpha: number): Uint8Array {
  * bytes are the same), looked up in Turbo and blended with weight `alpha`. Fused into one pass
  * with the grid interpolated along x once per grid row, because the per-pixel work of a separate
  * upsample (a 4-byte-per-pixel array, four reads and three multiply-adds) was most of the overlay's
- * CPU. `out` may be `rgb` itself (each byte is read before it is written): the renderer blends in
- * place, saving a frame-sized allocation per image and the garbage collections it causes.
+ * CPU; colour map and blend are one table look-up per channel. `out` may be `rgb` itself (each
+ * byte is read before it is written): the renderer blends in place, saving a frame-sized
+ * allocation per image and the garbage collections it causes.
  */
 export function overlayHeatmap(
   rgb: Uint8Array,
@@ -117,17 +124,17 @@ export function overlayHeatmap(
     }
     return line;
   });
-  const blend = blendTable(alpha);
+  const [red, green, blue] = overlayTable(alpha);
   for (let y = 0, p = 0; y < height; y++) {
     const top = along[rows.lo[y] as number] as Float64Array;
     const bottom = along[rows.hi[y] as number] as Float64Array;
     const fy = rows.w[y] as number;
     for (let x = 0; x < width; x++, p += 3) {
       const heat = Math.fround((top[x] as number) * (1 - fy) + (bottom[x] as number) * fy);
-      const level = Math.round(heat * 255) * 3;
-      out[p] = blend[((rgb[p] as number) << 8) | (TURBO_LUT[level] as number)] as number;
-      out[p + 1] = blend[((rgb[p + 1] as number) << 8) | (TURBO_LUT[level + 1] as number)] as number;
-      out[p + 2] = blend[((rgb[p + 2] as number) << 8) | (TURBO_LUT[level + 2] as number)] as number;
+      const level = Math.round(heat * 255) << 8;
+      out[p] = red[level | (rgb[p] as number)] as number;
+      out[p + 1] = green[level | (rgb[p + 1] as number)] as number;
+      out[p + 2] = blue[level | (rgb[p + 2] as number)] as number;
     }
   }
   return out;

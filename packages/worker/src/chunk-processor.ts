@@ -157,15 +157,17 @@ async function processImage(ctx: ChunkContext, job: ChunkJobData, image: ChunkIm
     etag = fetched.etag;
     input = { etag, size: fetched.size };
     const prepared = await timed("decode", ctx.observe, () =>
-      prepareImage(fetched.body, ctx.model, { maxPixels: ctx.limits.maxImagePixels }),
+      prepareImage(
+        fetched.body,
+        ctx.model,
+        { maxPixels: ctx.limits.maxImagePixels },
+        ctx.limits.heatmapMaxSide,
+      ),
     );
     input = { ...input, width: prepared.width, height: prepared.height, format: prepared.format };
     const output = await ctx.engine.infer(prepared.rgb);
     const png = await timed("render", ctx.observe, () =>
-      ctx.render(fetched.body, output.gradcam, ctx.model.gridSize, {
-        maxSide: ctx.limits.heatmapMaxSide,
-        maxPixels: ctx.limits.maxImagePixels,
-      }),
+      ctx.render(prepared.heatmapBase, output.gradcam, ctx.model.gridSize),
     );
     const { heatmap } = outputLocations(job.outputPrefix, image.rel);
     let max = 0;

@@ -1,6 +1,6 @@
 import { TURBO_LUT } from "./colormap.js";
 import { encodeRgbPng } from "./png-encoder.js";
-import { type DecodeLimits, sharpInput } from "./preprocess.js";
+import type { PreparedImage, RgbImage } from "./preprocess.js";
 
 /**
  * Scales a raw Grad-CAM grid to [0, 1] by dividing by its maximum. An all-zero (or non-positive)
@@ -140,34 +140,23 @@ export function overlayHeatmap(
   return out;
 }
 
-export interface HeatmapOptions extends DecodeLimits {
-  /** Long side of the overlay; smaller images keep their size. @defaultValue 1024 */
-  maxSide?: number;
+export interface HeatmapOptions {
   /** Weight of the colour map in the blend. @defaultValue 0.5 */
   alpha?: number;
 }
 
 /**
- * Renders the Grad-CAM overlay for one image: the image (oriented, at most `maxSide` on its long
- * side), the normalised grid upsampled to it, colour-mapped with Turbo and alpha-blended on top,
- * encoded as PNG.
+ * Renders the Grad-CAM overlay for one decoded image ({@link PreparedImage.heatmapBase}): the
+ * normalised grid upsampled to it, colour-mapped with Turbo and alpha-blended on top, encoded
+ * as PNG. The blend is drawn into `image.data` itself: the caller's pixels become the overlay.
  */
 export async function renderHeatmap(
-  imageBytes: Buffer,
+  image: RgbImage,
   gradcam: ArrayLike<number>,
   gridSize: number,
-  options: HeatmapOptions,
+  options: HeatmapOptions = {},
 ): Promise<Buffer> {
-  const maxSide = options.maxSide ?? 1024;
-  const { data, info } = await sharpInput(imageBytes, options)
-    .rotate()
-    .flatten({ background: "#ffffff" })
-    .toColourspace("srgb")
-    .resize(maxSide, maxSide, { fit: "inside", withoutEnlargement: true })
-    .removeAlpha()
-    .raw({ depth: "uchar" })
-    .toBuffer({ resolveWithObject: true });
-  const { width, height } = info;
+  const { data, width, height } = image;
   overlayHeatmap(data, width, height, normaliseGrid(gradcam), gridSize, options.alpha ?? 0.5, data);
   return encodeRgbPng(data, width, height);
 }

@@ -17,11 +17,14 @@ export { resolveModelFile } from "./model-source.js";
 export { readOnnxMetadataProps } from "./onnx-metadata.js";
 export { encodeRgbPng } from "./png-encoder.js";
 export {
+  DECODE_MAX_SIDE,
   type DecodeLimits,
-  decodeToModelRgb,
+  decodeImage,
   inspectImage,
   type PreparedImage,
   prepareImage,
+  type RgbImage,
+  resizePixels,
   rgbToTensor,
 } from "./preprocess.js";
 export {

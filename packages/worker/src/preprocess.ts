@@ -12,7 +12,21 @@ export interface DecodeLimits {
   maxPixels: number;
 }
 
-/** A decoded image ready for the model, plus the facts that go into its output record. */
+/** 8-bit RGB pixels, row-major (HWC). */
+export interface RgbImage {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+/**
+ * Long side at which every image is decoded, once: the model's input is resized from these
+ * pixels and the heatmap is drawn on them (at the default heatmap size, the same pixels). A
+ * constant, so an image's score never depends on the heatmap size configured.
+ */
+export const DECODE_MAX_SIDE = 1024;
+
+/** A decoded image ready for the model and the heatmap, plus the facts for its output record. */
 export interface PreparedImage {
   /**
    * The model's input pixels: inputSize × inputSize RGB, HWC, uint8. Kept as bytes until the
@@ -20,6 +34,8 @@ export interface PreparedImage {
    * float32 copy per image is 4× the memory while it waits for a batch, and garbage to collect.
    */
   rgb: Buffer;
+  /** The oriented sRGB image at most `heatmapMaxSide` on its long side, to draw the heatmap on. */
+  heatmapBase: RgbImage;
   /** Dimensions of the stored image as displayed (after EXIF orientation). */
   width: number;
   height: number;
@@ -59,36 +75,52 @@ export function sharpInput(bytes: Buffer, limits: DecodeLimits): Sharp {
   return sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", sequentialRead: true });
 }
 
+function decodeError(error: unknown): ImageError {
+  if (error instanceof Error && /pixel limit/i.test(error.message)) {
+    return new ImageError("too_large", error.message, { cause: error });
+  }
+  const message = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+  return new ImageError("decode_failed", message, { cause: error });
+}
+
 /**
- * Decodes, orients and resizes an image to the model's square input without cropping (the
- * aspect ratio is not kept, per the contract), and returns RGB bytes (HWC, uint8).
+ * Decodes an image as a viewer shows it, at most `maxSide` on its long side (smaller images
+ * keep their size): EXIF orientation applied, transparency over white, any colour space or
+ * depth as 8-bit sRGB. Large JPEGs are shrunk while decoding (libjpeg's DCT scaling).
  */
-export async function decodeToModelRgb(
-  bytes: Buffer,
-  inputSize: number,
-  limits: DecodeLimits,
-): Promise<Buffer> {
+export async function decodeImage(bytes: Buffer, maxSide: number, limits: DecodeLimits): Promise<RgbImage> {
   try {
-    return await sharpInput(bytes, limits)
+    const { data, info } = await sharpInput(bytes, limits)
       .rotate() // apply EXIF orientation
       .flatten({ background: "#ffffff" }) // transparent pixels show as white, as in a viewer
       .toColourspace("srgb") // CMYK, grey, 16-bit and palette images all become 8-bit sRGB
-      .resize(inputSize, inputSize, { fit: "fill", kernel: "lanczos3" })
+      .resize(maxSide, maxSide, { fit: "inside", withoutEnlargement: true })
       .removeAlpha()
       .raw({ depth: "uchar" })
-      .toBuffer();
+      .toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height };
   } catch (error) {
-    if (error instanceof Error && /pixel limit/i.test(error.message)) {
-      throw new ImageError("too_large", error.message, { cause: error });
-    }
-    throw new ImageError(
-      "decode_failed",
-      error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error),
-      {
-        cause: error,
-      },
-    );
+    throw decodeError(error);
   }
+}
+
+/**
+ * Resizes decoded pixels (Lanczos 3): to exactly width×height with `fill` (the aspect ratio is
+ * not kept: the model contract's square input, without cropping), or to fit inside it.
+ */
+export async function resizePixels(
+  image: RgbImage,
+  width: number,
+  height: number,
+  fit: "fill" | "inside",
+): Promise<RgbImage> {
+  const { data, info } = await sharp(image.data, {
+    raw: { width: image.width, height: image.height, channels: 3 },
+  })
+    .resize(width, height, { fit, kernel: "lanczos3", withoutEnlargement: fit === "inside" })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
 }
 
 /**
@@ -114,13 +146,26 @@ export function rgbToTensor(
   return out;
 }
 
-/** Inspects and decodes one image for the model. Every failure is an {@link ImageError}. */
+/**
+ * Inspects and decodes one image, once, for both the model and its heatmap: decoded at
+ * {@link DECODE_MAX_SIDE}, resized to the model's square input, and kept (or shrunk to
+ * `heatmapMaxSide`) as the heatmap's base. Every failure is an {@link ImageError}.
+ */
 export async function prepareImage(
   bytes: Buffer,
   metadata: Pick<ModelMetadata, "inputSize">,
   limits: DecodeLimits,
+  heatmapMaxSide = DECODE_MAX_SIDE,
 ): Promise<PreparedImage> {
   const header = await inspectImage(bytes, limits);
-  const rgb = await decodeToModelRgb(bytes, metadata.inputSize, limits);
-  return { rgb, ...header };
+  const decoded = await decodeImage(bytes, DECODE_MAX_SIDE, limits);
+  const model = await resizePixels(decoded, metadata.inputSize, metadata.inputSize, "fill");
+  // A larger heatmap than the decode needs its own decode; a smaller one is a cheap resize.
+  const heatmapBase =
+    heatmapMaxSide > DECODE_MAX_SIDE
+      ? await decodeImage(bytes, heatmapMaxSide, limits)
+      : Math.max(decoded.width, decoded.height) > heatmapMaxSide
+        ? await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside")
+        : decoded;
+  return { rgb: model.data, heatmapBase, ...header };
 }

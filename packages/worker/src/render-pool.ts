@@ -1,14 +1,18 @@
 import { Worker } from "node:worker_threads";
 import { ImageError, type ImageErrorReason, MemscoreError } from "@memscore/shared";
 import { type HeatmapOptions, renderHeatmap } from "./heatmap.js";
+import type { RgbImage } from "./preprocess.js";
 import type { RenderReply, RenderRequest } from "./render-protocol.js";
 
-/** Renders one image's heatmap overlay PNG (see heatmap.ts for what it draws). */
+/**
+ * Renders one image's heatmap overlay PNG on its decoded pixels (see heatmap.ts for what it
+ * draws). The pixels may be drawn on: callers pass pixels they no longer need.
+ */
 export type HeatmapRenderer = (
-  image: Buffer,
+  image: RgbImage,
   gradcam: Float32Array,
   gridSize: number,
-  options: HeatmapOptions,
+  options?: HeatmapOptions,
 ) => Promise<Buffer>;
 
 // Tests run the TypeScript sources; the thread itself always runs the built JavaScript.
@@ -32,8 +36,9 @@ function toError(error: Extract<RenderReply, { kind: "render-failed" }>["error"]
 }
 
 /**
- * A fixed pool of render threads, used round-robin by least outstanding work. Images are copied
- * to the thread (a fetched buffer may share memory with others, so it is not transferred).
+ * A fixed pool of render threads, used round-robin by least outstanding work. Pixels are copied
+ * to the thread: buffers from sharp are not all transferable, and a copy costs far less than
+ * the render.
  */
 export class RenderPool {
   private readonly threads: { worker: Worker; waiters: Map<number, Waiter> }[];
@@ -72,13 +77,25 @@ export class RenderPool {
     return { render: (...args) => pool.render(...args), close: () => pool.close() };
   }
 
-  render(image: Buffer, gradcam: Float32Array, gridSize: number, options: HeatmapOptions): Promise<Buffer> {
+  render(
+    image: RgbImage,
+    gradcam: Float32Array,
+    gridSize: number,
+    options: HeatmapOptions = {},
+  ): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error("render pool is closed"));
     const thread = this.threads.reduce((a, b) => (b.waiters.size < a.waiters.size ? b : a));
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       thread.waiters.set(id, { resolve, reject });
-      const request: RenderRequest = { kind: "render", id, image, gradcam, gridSize, options };
+      const request: RenderRequest = {
+        kind: "render",
+        id,
+        image: { data: image.data, width: image.width, height: image.height },
+        gradcam,
+        gridSize,
+        options,
+      };
       thread.worker.postMessage(request);
     });
   }

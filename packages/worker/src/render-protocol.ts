@@ -5,7 +5,8 @@ export type RenderRequest =
   | {
       kind: "render";
       id: number;
-      image: Uint8Array;
+      /** The decoded image (copied to the thread), drawn on in the thread. */
+      image: { data: Uint8Array; width: number; height: number };
       gradcam: Float32Array;
       gridSize: number;
       options: HeatmapOptions;

@@ -27,8 +27,9 @@ port.on("message", async (request: RenderRequest) => {
   rendering++;
   let reply: RenderReply;
   try {
+    const { data, width, height } = request.image;
     const png = await renderHeatmap(
-      Buffer.from(request.image),
+      { data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), width, height },
       request.gradcam,
       request.gridSize,
       request.options,

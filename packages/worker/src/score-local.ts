@@ -85,7 +85,7 @@ export async function* scoreLocalFiles(
       group.map(async (f) => {
         try {
           const bytes = await readImageFile(f.path, options.maxImageBytes);
-          return { file: f, bytes, image: await prepareImage(bytes, runtime.info, limits) };
+          return { file: f, image: await prepareImage(bytes, runtime.info, limits, options.heatmapMaxSide) };
         } catch (error) {
           return { file: f, failed: failure(f.name, error) };
         }
@@ -113,10 +113,7 @@ export async function* scoreLocalFiles(
       };
       if (options.heatmapDir) {
         try {
-          const png = await renderHeatmap(p.bytes!, output.gradcam, gridSize, {
-            maxSide: options.heatmapMaxSide,
-            maxPixels: options.maxImagePixels,
-          });
+          const png = await renderHeatmap(p.image!.heatmapBase, output.gradcam, gridSize);
           const target = join(
             options.heatmapDir,
             `${p.file.name.replace(/^(\.\.?\/)+|^\/+/g, "")}.heatmap.png`,

@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { decodeToModelRgb, inspectImage, rgbToTensor } from "../src/index.js";
+import { makePhoto } from "../../../test/support/images.js";
+import { DECODE_MAX_SIDE, inspectImage, prepareImage, rgbToTensor } from "../src/index.js";
 
 describe("preprocessing", () => {
   it("resizes to the model input without cropping: both halves of a wide image survive", async () => {
@@ -14,7 +15,7 @@ describe("preprocessing", () => {
     const png = await sharp(wide, { raw: { width: 400, height: 100, channels: 3 } })
       .png()
       .toBuffer();
-    const rgb = await decodeToModelRgb(png, 224, { maxPixels: 1e8 });
+    const { rgb } = await prepareImage(png, { inputSize: 224 }, { maxPixels: 1e8 });
     expect(rgb.length).toBe(224 * 224 * 3);
     const at = (x: number, y: number) => Array.from(rgb.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3));
     expect(at(10, 10)).toEqual([255, 0, 0]);
@@ -42,5 +43,33 @@ describe("preprocessing", () => {
       format: "jpeg",
     });
     await expect(inspectImage(portrait, { maxPixels: 1000 })).rejects.toMatchObject({ reason: "too_large" });
+  });
+
+  it("decodes once for both model and heatmap; the model input does not depend on the heatmap size", async () => {
+    const photo = await sharp(await makePhoto(400, 200, 3))
+      .resize(2400, 1200)
+      .jpeg()
+      .toBuffer();
+    const limits = { maxPixels: 1e8 };
+    const byDefault = await prepareImage(photo, { inputSize: 224 }, limits);
+    expect(byDefault).toMatchObject({ width: 2400, height: 1200, format: "jpeg" });
+    expect([byDefault.heatmapBase.width, byDefault.heatmapBase.height]).toEqual([DECODE_MAX_SIDE, 512]);
+    expect(byDefault.heatmapBase.data.length).toBe(DECODE_MAX_SIDE * 512 * 3);
+
+    const small = await prepareImage(photo, { inputSize: 224 }, limits, 300);
+    expect([small.heatmapBase.width, small.heatmapBase.height]).toEqual([300, 150]);
+    const large = await prepareImage(photo, { inputSize: 224 }, limits, 2048);
+    expect([large.heatmapBase.width, large.heatmapBase.height]).toEqual([2048, 1024]);
+    // The same score whatever heatmap size is configured: identical model input bytes.
+    expect(small.rgb.equals(byDefault.rgb)).toBe(true);
+    expect(large.rgb.equals(byDefault.rgb)).toBe(true);
+    expect(byDefault.rgb.length).toBe(224 * 224 * 3);
+  });
+
+  it("turns a truncated image into a decode_failed image error", async () => {
+    const photo = await makePhoto(300, 200, 4);
+    await expect(
+      prepareImage(photo.subarray(0, photo.length / 2), { inputSize: 224 }, { maxPixels: 1e8 }),
+    ).rejects.toMatchObject({ name: "ImageError", reason: "decode_failed" });
   });
 });

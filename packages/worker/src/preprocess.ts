@@ -160,12 +160,12 @@ export async function prepareImage(
   const header = await inspectImage(bytes, limits);
   const decoded = await decodeImage(bytes, DECODE_MAX_SIDE, limits);
   const model = await resizePixels(decoded, metadata.inputSize, metadata.inputSize, "fill");
-  // A larger heatmap than the decode needs its own decode; a smaller one is a cheap resize.
-  const heatmapBase =
-    heatmapMaxSide > DECODE_MAX_SIDE
-      ? await decodeImage(bytes, heatmapMaxSide, limits)
-      : Math.max(decoded.width, decoded.height) > heatmapMaxSide
-        ? await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside")
-        : decoded;
+  let heatmapBase = decoded;
+  if (heatmapMaxSide > DECODE_MAX_SIDE && Math.max(header.width, header.height) > DECODE_MAX_SIDE) {
+    // A heatmap larger than the shared decode of a large image needs its own decode.
+    heatmapBase = await decodeImage(bytes, heatmapMaxSide, limits);
+  } else if (Math.max(decoded.width, decoded.height) > heatmapMaxSide) {
+    heatmapBase = await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside");
+  }
   return { rgb: model.data, heatmapBase, ...header };
 }

@@ -64,6 +64,10 @@ describe("preprocessing", () => {
     expect(small.rgb.equals(byDefault.rgb)).toBe(true);
     expect(large.rgb.equals(byDefault.rgb)).toBe(true);
     expect(byDefault.rgb.length).toBe(224 * 224 * 3);
+
+    // An image smaller than the decode size keeps its size whatever the heatmap size.
+    const modest = await prepareImage(await makePhoto(300, 200, 3), { inputSize: 224 }, limits, 2048);
+    expect([modest.heatmapBase.width, modest.heatmapBase.height]).toEqual([300, 200]);
   });
 
   it("turns a truncated image into a decode_failed image error", async () => {

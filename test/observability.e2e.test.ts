@@ -175,17 +175,28 @@ describe("observability (real Prometheus scraping a worker and a producer during
       );
       return row ? Number(row.value[1]) : undefined;
     };
-    await sleepUntil(async () => (await value("sum(memscore_images_processed_total)")) === IMAGES, 60_000);
-    expect(await value("sum by (outcome) (memscore_images_processed_total)", { outcome: "scored" })).toBe(
-      IMAGES - BROKEN,
-    );
-    expect(await value("sum by (outcome) (memscore_images_processed_total)", { outcome: "error" })).toBe(
-      BROKEN,
-    );
-    expect(await value("sum(memscore_image_errors_total)")).toBe(BROKEN);
-    expect(await value(`sum(memscore_chunk_jobs_total{outcome="completed"})`)).toBe(IMAGES / 4);
-    expect(await value(`sum(memscore_stage_duration_seconds_count{stage="infer"})`)).toBe(IMAGES - BROKEN);
-    expect(await value("sum(memscore_inference_batch_size_sum)")).toBe(IMAGES - BROKEN);
+    // The final counts, each as an operator would query it. They reach Prometheus with the
+    // scrapes after the run (a chunk is counted completed a moment after its last image), so
+    // wait until a scrape holds them all, then check each for a precise failure message.
+    const finalCounts: [expr: string, labels: Record<string, string>, expected: number][] = [
+      ["sum(memscore_images_processed_total)", {}, IMAGES],
+      ["sum by (outcome) (memscore_images_processed_total)", { outcome: "scored" }, IMAGES - BROKEN],
+      ["sum by (outcome) (memscore_images_processed_total)", { outcome: "error" }, BROKEN],
+      ["sum(memscore_image_errors_total)", {}, BROKEN],
+      [`sum(memscore_chunk_jobs_total{outcome="completed"})`, {}, IMAGES / 4],
+      [`sum(memscore_stage_duration_seconds_count{stage="infer"})`, {}, IMAGES - BROKEN],
+      ["sum(memscore_inference_batch_size_sum)", {}, IMAGES - BROKEN],
+    ];
+    const reached = async () => {
+      for (const [expr, labels, expected] of finalCounts) {
+        if ((await value(expr, labels)) !== expected) return false;
+      }
+      return true;
+    };
+    await sleepUntil(reached, 60_000, 250).catch(() => {}); // the expectations below say which
+    for (const [expr, labels, expected] of finalCounts) {
+      expect(await value(expr, labels), `${expr} ${JSON.stringify(labels)}`).toBe(expected);
+    }
     expect(await value("sum(memscore_engine_busy_seconds_total)")).toBeGreaterThan(0);
     expect(await value("sum(memscore_worker_ready)")).toBe(1);
     // The producer has exited by now: its last samples are in the range, not at the instant.

@@ -6,8 +6,6 @@
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--provider cpu] [--json]
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -19,7 +17,14 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
-import { cpuByGroup, libuvPoolThreads, newThreads, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
+import {
+  cpuByGroup,
+  libuvPoolThreads,
+  newThreads,
+  processCpuMs,
+  THREAD_GROUPS,
+  threadTimes,
+} from "./lib/thread-cpu.mjs";
 
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
@@ -51,20 +56,6 @@ async function scoreRun(storage, redis, config, runId, prefix) {
   });
   const snapshot = await waitForRun(redis, config.queueName, runId, { pollMs: 25 });
   return { seconds: (performance.now() - started) / 1000, snapshot };
-}
-
-let clockTicks;
-/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); null elsewhere. */
-function processCpuMs(pid) {
-  try {
-    clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-  } catch {
-    return null;
-  }
 }
 
 async function countKeys(storage, prefix, suffix) {

@@ -14,24 +14,36 @@ import { promisify } from "node:util";
 
 let ticksPerSecond;
 
+/** Command name and CPU ms (user + system) from a /proc …/stat file's text. */
+function parseStat(stat) {
+  ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
+  const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  // Fields after the parenthesised name: utime is field 14, stime 15 (1-based, in ticks).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { name, ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond };
+}
+
+/** CPU ms (user + system) a process has used so far; null off Linux or once it has gone. */
+export function processCpuMs(pid) {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, "utf8")).ms;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU ms (user + system) and command name of every thread of `pid`; empty off Linux. */
 export function threadTimes(pid = process.pid) {
   const times = new Map();
   let tids;
   try {
-    ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return times;
   }
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      // Fields after the parenthesised name: utime is field 14, stime 15 (1-based, in ticks).
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-      times.set(Number(tid), { name, ms });
+      times.set(Number(tid), parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")));
     } catch {
       // The thread ended between listing and reading.
     }

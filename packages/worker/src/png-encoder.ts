@@ -19,37 +19,15 @@ function chunk(type: string, data: Buffer): Buffer[] {
 }
 
 /**
- * Scanline buffers of finished encodes, kept for the next encodes of the same size: one is as
- * large as the image, and allocating a new one per heatmap made garbage collection run more
- * often. Archives repeat image sizes, and a few spares cover the renders in flight.
- */
-const spareScanlines: Buffer[] = [];
-const MAX_SPARE_SCANLINES = 4;
-
-function takeScanlineBuffer(size: number): Buffer {
-  const i = spareScanlines.findIndex((b) => b.length === size);
-  return i >= 0 ? (spareScanlines.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(size);
-}
-
-function returnScanlineBuffer(buffer: Buffer): void {
-  if (spareScanlines.length >= MAX_SPARE_SCANLINES) spareScanlines.shift();
-  spareScanlines.push(buffer);
-}
-
-/**
  * PNG scanlines of 8-bit RGB pixels with the "up" filter on every row: a filter byte, then each
  * byte minus the one above it (row 0 has zeros above, so it is stored as is).
  */
-export function upFilteredScanlines(
-  rgb: Uint8Array,
-  width: number,
-  height: number,
-  out: Buffer = Buffer.allocUnsafe((width * 3 + 1) * height),
-): Buffer {
+export function upFilteredScanlines(rgb: Uint8Array, width: number, height: number): Buffer {
   const stride = width * 3;
-  if (rgb.length !== stride * height || out.length !== (stride + 1) * height) {
+  if (rgb.length !== stride * height) {
     throw new RangeError(`expected ${stride * height} RGB bytes for ${width}×${height}, got ${rgb.length}`);
   }
+  const out = Buffer.allocUnsafe((stride + 1) * height);
   for (let y = 0, s = 0, o = 0; y < height; y++, s += stride, o += stride + 1) {
     out[o] = FILTER_UP;
     if (y === 0) {
@@ -80,18 +58,13 @@ export async function encodeRgbPng(rgb: Uint8Array, width: number, height: numbe
   header[8] = 8; // bits per channel
   header[9] = 2; // colour type 2: RGB
   // Bytes 10–12 stay 0: deflate compression, adaptive filtering method, no interlace.
-  const scanlines = upFilteredScanlines(rgb, width, height, takeScanlineBuffer((width * 3 + 1) * height));
-  let idat: Buffer;
-  try {
-    idat = await deflate(scanlines, {
-      strategy: zlib.constants.Z_RLE,
-      // Room for the whole stream in one output buffer (above zlib's bound for incompressible
-      // input), so it is not collected in 16 KiB pieces and joined: fewer allocations and copies.
-      chunkSize: scanlines.length + (scanlines.length >> 10) + 64,
-    });
-  } finally {
-    returnScanlineBuffer(scanlines); // deflate has finished reading it
-  }
+  const scanlines = upFilteredScanlines(rgb, width, height);
+  const idat = await deflate(scanlines, {
+    strategy: zlib.constants.Z_RLE,
+    // Room for the whole stream in one output buffer (above zlib's bound for incompressible input),
+    // so it is not collected in 16 KiB pieces and joined: fewer allocations, fewer copies.
+    chunkSize: scanlines.length + (scanlines.length >> 10) + 64,
+  });
   return Buffer.concat([
     PNG_SIGNATURE,
     ...chunk("IHDR", header),

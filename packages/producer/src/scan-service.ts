@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  closeRedisConnection,
   describeError,
   type Logger,
   RunState,
@@ -342,7 +343,7 @@ export class ScanService {
       } finally {
         if (timer) clearTimeout(timer);
       }
-      for (const step of [() => this.queue.close(), () => this.options.redis.quit()]) {
+      for (const step of [() => this.queue.close(), () => closeRedisConnection(this.options.redis)]) {
         try {
           await step();
         } catch (error) {

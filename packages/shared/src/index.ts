@@ -6,9 +6,11 @@ export {
   type MemscoreConfig,
   resolveConfig,
 } from "./config.js";
+export { type Settled, settleWithin } from "./deadline.js";
 export {
   ConfigError,
   describeError,
+  IMAGE_ERROR_REASONS,
   ImageError,
   type ImageErrorReason,
   MemscoreError,
@@ -55,7 +57,7 @@ export {
   type ReadinessCondition,
   type ReadinessReport,
 } from "./readiness.js";
-export { createRedisConnection, describeRedisUrl } from "./redis.js";
+export { closeRedisConnection, createRedisConnection, describeRedisUrl } from "./redis.js";
 export { checkRedisEvictionPolicy, RedisConfigError } from "./redis-checks.js";
 export {
   finalizeRunResults,

@@ -3,6 +3,7 @@ import {
   CHUNK_JOB_NAME,
   type ChunkJobData,
   checkRedisEvictionPolicy,
+  closeRedisConnection,
   completeRun,
   createRedisConnection,
   describeError,
@@ -12,6 +13,7 @@ import {
   parseS3Uri,
   RunState,
   Storage,
+  settleWithin,
   validateChunkJob,
   writeResultsPart,
 } from "@memscore/shared";
@@ -28,6 +30,9 @@ import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
 import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
+
+/** How long a forced stop waits for Redis to take its chunks back before leaving them to lapse. */
+const HAND_BACK_TIMEOUT_MS = 3_000;
 
 /** Lifecycle of a worker: a small explicit state machine. */
 export type WorkerState = "starting" | "running" | "stopping" | "stopped";
@@ -288,7 +293,7 @@ export class WorkerService {
             }),
           ]);
         } else drained.catch(() => {});
-        if (forced) {
+        if (forced && this.activeChunks.size > 0) {
           const handedBack = await this.handBackActiveChunks();
           this.logger.warn("forced stop: in-flight chunks handed back to the queue", {
             handedBack,
@@ -307,7 +312,7 @@ export class WorkerService {
       for (const step of [
         () => this.runtime.close(),
         () => this.closeRenderer(),
-        () => this.redis.quit(),
+        () => closeRedisConnection(this.redis),
         async () => this.storage.close(),
       ]) {
         try {
@@ -332,7 +337,18 @@ export class WorkerService {
    */
   private async handBackActiveChunks(): Promise<number> {
     const chunks = [...this.activeChunks.values()];
-    const results = await Promise.allSettled(chunks.map(({ job, token }) => job.moveToWait(token)));
+    const handing = Promise.allSettled(chunks.map(({ job, token }) => job.moveToWait(token)));
+    // With Redis unreachable the moves would wait for a reconnect: give up after a while, the
+    // chunks' locks then lapse and another worker takes them over.
+    const outcome = await settleWithin(handing, HAND_BACK_TIMEOUT_MS);
+    if (!outcome.settled) {
+      this.logger.warn("could not hand chunks back: Redis did not answer", {
+        chunks: chunks.length,
+        timeoutMs: HAND_BACK_TIMEOUT_MS,
+      });
+      return 0;
+    }
+    const results = outcome.value;
     for (const [i, result] of results.entries()) {
       if (result.status === "rejected") {
         // Usually the chunk finished meanwhile; otherwise its lock lapses and it is taken over later.

@@ -11,6 +11,7 @@ import {
 import {
   ConfigError,
   checkRedisEvictionPolicy,
+  closeRedisConnection,
   createLogger,
   createRedisConnection,
   describeError,
@@ -288,14 +289,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await ops?.close();
-    // Each in its own try: one failed close must not keep the other connection (and the process) alive.
-    try {
-      // QUIT would queue behind a reconnect forever when Redis is unreachable: then just drop it.
-      if (redis.status === "ready") await redis.quit();
-      else redis.disconnect();
-    } catch {
-      redis.disconnect();
-    }
+    await closeRedisConnection(redis);
     try {
       storage.close();
     } catch {

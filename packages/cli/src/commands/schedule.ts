@@ -11,6 +11,7 @@ import {
 import {
   ConfigError,
   checkRedis,
+  closeRedisConnection,
   createRedisConnection,
   describeError,
   describeRedisUrl,
@@ -225,10 +226,6 @@ export async function scheduleCommand(args: string[]): Promise<number> {
     process.stderr.write(`memscore schedule: ${describeError(error)}\n`);
     return 1;
   } finally {
-    try {
-      await redis?.quit();
-    } catch {
-      redis?.disconnect();
-    }
+    if (redis) await closeRedisConnection(redis);
   }
 }

@@ -118,6 +118,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   };
   return installShutdownHandlers({
     logger,
+    gracefulTimeoutMs: shutdownTimeout,
     graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
     forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
   });

@@ -1,4 +1,4 @@
-import { DURATION_BUCKETS_SECONDS, type ImageErrorReason } from "@memscore/shared";
+import { DURATION_BUCKETS_SECONDS, IMAGE_ERROR_REASONS, type ImageErrorReason } from "@memscore/shared";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { ChunkOutcome } from "./chunk-processor.js";
 import type { InferenceEngine } from "./inference-engine.js";
@@ -119,6 +119,7 @@ export class WorkerMetrics {
     // Zero-valued series from the start, so rate() and ratios work before the first event.
     for (const outcome of IMAGE_OUTCOMES) this.images.inc({ outcome }, 0);
     for (const outcome of CHUNK_OUTCOMES) this.chunks.inc({ outcome }, 0);
+    for (const reason of IMAGE_ERROR_REASONS) this.imageErrors.inc({ reason }, 0);
     for (const stage of STAGES) this.stageSeconds.zero({ stage });
   }
 

@@ -44,7 +44,7 @@ describe("memscore demo", () => {
       "rocket.jpg",
     ]) {
       expect(files).toContain(`${sample}.json`);
-      expect(files).toContain(`${sample}.heatmap.png`);
+      expect(files).toContain(`${sample}.heatmap.jpg`);
     }
     const csv = files.find((f) => f.endsWith("results.csv")) as string;
     expect((await readFile(join(outDir, csv), "utf8")).trim().split("\n")).toHaveLength(6);

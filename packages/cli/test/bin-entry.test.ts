@@ -13,12 +13,12 @@ describe("the committed memscore bin entry", () => {
     const pkg = JSON.parse(await readFile(join(CLI_DIR, "package.json"), "utf8")) as {
       bin: Record<string, string>;
     };
-    expect(pkg.bin.memscore).toBe("./bin/memscore.js");
+    expect(pkg.bin.memscore).toBe("./bin/memscore.cjs");
   });
 
   it("runs the build when it exists", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [
-      join(CLI_DIR, "bin/memscore.js"),
+      join(CLI_DIR, "bin/memscore.cjs"),
       "--help",
     ]);
     expect(stdout).toContain("usage: memscore <command>");
@@ -28,8 +28,11 @@ describe("the committed memscore bin entry", () => {
     const root = await mkdtemp(join(tmpdir(), "memscore-bin-"));
     try {
       await mkdir(join(root, "packages/cli/bin"), { recursive: true });
-      await copyFile(join(CLI_DIR, "bin/memscore.js"), join(root, "packages/cli/bin/memscore.js"));
-      const run = promisify(execFile)(process.execPath, [join(root, "packages/cli/bin/memscore.js"), "demo"]);
+      await copyFile(join(CLI_DIR, "bin/memscore.cjs"), join(root, "packages/cli/bin/memscore.cjs"));
+      const run = promisify(execFile)(process.execPath, [
+        join(root, "packages/cli/bin/memscore.cjs"),
+        "demo",
+      ]);
       await expect(run).rejects.toMatchObject({
         code: 1,
         stderr: expect.stringMatching(/the CLI is not built yet.*\n.*npm run build/),

@@ -63,12 +63,9 @@ function toChunkImage(image: ListedImage): ChunkImage {
   return { uri: image.uri, rel: image.rel, ...(image.size !== undefined && { size: image.size }) };
 }
 
-function skippedRow(outputPrefix: string, image: ListedImage): ResultRow {
-  return {
-    uri: image.uri,
-    status: "skipped",
-    heatmap: formatS3Uri(outputLocations(outputPrefix, image.rel).heatmap),
-  };
+function skippedRow(o: ResolvedEnqueueOptions, image: ListedImage): ResultRow {
+  const { heatmap } = outputLocations(o.outputPrefix, image.rel, o.heatmapFormat);
+  return { uri: image.uri, status: "skipped", ...(heatmap && { heatmap: formatS3Uri(heatmap) }) };
 }
 
 /** Pairs each listed image with the skip decision, HEADing records with bounded concurrency when asked. */
@@ -85,7 +82,7 @@ function withSkipDecisions(
     images,
     async (image) => ({
       image,
-      skip: await hasCurrentRecord(o.storage, o.outputPrefix, image, o.modelSha256),
+      skip: await hasCurrentRecord(o.storage, o.outputPrefix, image, o.modelSha256, o.heatmapFormat),
     }),
     o.headConcurrency,
   );
@@ -239,6 +236,7 @@ async function enqueueSlots(
           runId: o.runId,
           chunkIndex: s.index,
           outputPrefix: o.outputPrefix,
+          heatmapFormat: o.heatmapFormat,
           images: s.images,
         } as ChunkJobData,
         opts: { jobId: chunkJobId(o.runId, s.index) },
@@ -279,7 +277,7 @@ async function enqueueSlots(
   for await (const { image, skip } of withSkipDecisions(source.list(checkpoint?.cursor), o)) {
     o.signal?.throwIfAborted();
     state.imagesListed++;
-    if (skip) slot.skipped.push(skippedRow(o.outputPrefix, image));
+    if (skip) slot.skipped.push(skippedRow(o, image));
     else slot.images.push(toChunkImage(image));
     slot.cursor = image.cursor;
     if (slot.images.length + slot.skipped.length === o.chunkSize) {

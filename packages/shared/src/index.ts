@@ -17,6 +17,14 @@ export {
   ModelContractError,
 } from "./errors.js";
 export {
+  HEATMAP_FORMATS,
+  type HeatmapFileFormat,
+  type HeatmapFormat,
+  heatmapContentType,
+  heatmapSuffix,
+  isHeatmapFormat,
+} from "./heatmap-format.js";
+export {
   type ChunkImage,
   type ChunkJobData,
   chunkJobId,

@@ -25,10 +25,9 @@ import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
-import { RenderPool } from "./render-pool.js";
+import { PipelinePool, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
-import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
 
 /** How long a forced stop waits for Redis to take its chunks back before leaving them to lapse. */
@@ -76,32 +75,29 @@ export class WorkerService {
   private readonly worker: Worker<ChunkJobData, ChunkJobResult>;
   private readonly redis: Redis;
   private readonly storage: Storage;
-  private readonly runtime: BatchModel;
+  private readonly pipeline: PipelinePool;
   private readonly logger: Logger;
   private stopping?: Promise<void>;
   private forceNow?: () => void;
   private readonly activeChunks: Map<string, ActiveChunk>;
-  private readonly closeRenderer: () => Promise<void>;
 
   private constructor(parts: {
-    runtime: BatchModel;
     engine: InferenceEngine;
+    pipeline: PipelinePool;
     worker: Worker<ChunkJobData, ChunkJobResult>;
     redis: Redis;
     storage: Storage;
     logger: Logger;
     activeChunks: Map<string, ActiveChunk>;
-    closeRenderer: () => Promise<void>;
   }) {
-    this.runtime = parts.runtime;
-    this.model = parts.runtime.info;
+    this.model = parts.engine.info;
     this.engine = parts.engine;
+    this.pipeline = parts.pipeline;
     this.worker = parts.worker;
     this.redis = parts.redis;
     this.storage = parts.storage;
     this.logger = parts.logger;
     this.activeChunks = parts.activeChunks;
-    this.closeRenderer = parts.closeRenderer;
   }
 
   /** Loads the model, connects, and starts pulling jobs. */
@@ -119,44 +115,44 @@ export class WorkerService {
     sharp.concurrency(config.decodeThreads);
     const storage = Storage.fromConfig(config);
     const modelPath = await resolveModelFile(config, storage, logger);
-    // Inference runs in its own thread so the main thread keeps fetching, decoding and writing.
-    const runtime = await ThreadedModelRuntime.load(modelPath, {
+    // Inference runs in its own thread, fed straight by the pipeline threads.
+    const engine = await InferenceEngine.start(modelPath, {
       provider: config.provider,
       intraOpThreads: config.intraOpThreads,
       threadSpinning: config.ortThreadSpinning,
-      logger,
-    });
-    if (!runtime.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
-      logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
-        model: runtime.info.name,
-        sha256: runtime.info.sha256,
-      });
-    }
-    const engine = new InferenceEngine(runtime, {
       batchSize: config.batchSize,
       maxBatchDelayMs: config.maxBatchDelayMs,
-      ...(observe && { observe }),
       ...(metrics && { onBatch: metrics.observeBatch }),
+      logger,
+    });
+    if (!engine.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
+      logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
+        model: engine.info.name,
+        sha256: engine.info.sha256,
+      });
+    }
+    const pipeline = await PipelinePool.start({
+      threads: config.pipelineThreads,
+      engine,
+      settings: pipelineSettings(config),
+      s3: pipelineS3(config),
+      ...(observe && { observe }),
+      logger,
+    }).catch(async (error: unknown) => {
+      await engine.close();
+      throw error;
     });
     const redis = createRedisConnection(config.redisUrl, { name: "memscore-worker", logger });
-    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger).catch((error: unknown) => {
+    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger).catch(async (error: unknown) => {
       redis.disconnect();
+      await pipeline.close();
+      await engine.close();
       throw error;
     });
     const owner = `${hostname()}:${process.pid}`;
-    const renderer = RenderPool.create(config.renderThreads);
     const context: ChunkContext = {
-      storage,
-      engine,
-      render: renderer.render,
-      model: runtime.info,
-      limits: {
-        maxImageBytes: config.maxImageBytes,
-        maxImagePixels: config.maxImagePixels,
-        heatmapMaxSide: config.heatmapMaxSide,
-      },
+      pipeline,
       inFlight: new Semaphore(options.maxImagesInFlight ?? config.maxImagesInFlight),
-      ...(observe && { observe }),
       logger,
     };
     const outputBucket = options.outputBucket
@@ -235,28 +231,33 @@ export class WorkerService {
     worker.on("error", (error) => logger.error("worker error", { error: describeError(error) }));
 
     const service = new WorkerService({
-      runtime,
       engine,
+      pipeline,
       worker,
       redis,
       storage,
       logger,
       activeChunks,
-      closeRenderer: renderer.close,
     });
     void worker
       .run()
       .catch((error: unknown) => logger.error("worker stopped", { error: describeError(error) }));
     await worker.waitUntilReady();
     service.state = "running";
-    metrics?.workerStarted(runtime.info, engine);
+    metrics?.workerStarted(engine.info, engine);
     logger.info("worker started", {
       queue: config.queueName,
       concurrency: config.concurrency,
       batchSize: config.batchSize,
-      provider: runtime.info.provider,
+      pipelineThreads: pipeline.size,
+      provider: engine.info.provider,
     });
     return service;
+  }
+
+  /** OS thread ids (Linux only) of the inference thread and the pipeline threads, for CPU accounting. */
+  get threadIds(): { inference: number | undefined; pipeline: number[] } {
+    return { inference: this.engine.threadId, pipeline: this.pipeline.threadIds };
   }
 
   /** True while jobs are being processed or waited for. */
@@ -310,8 +311,8 @@ export class WorkerService {
       // it is running (a later batch from an abandoned chunk just fails), while a session left to
       // process exit was seen to abort the process (Napi::Error) instead of exiting 143.
       for (const step of [
-        () => this.runtime.close(),
-        () => this.closeRenderer(),
+        () => this.pipeline.close(),
+        () => this.engine.close(),
         () => closeRedisConnection(this.redis),
         async () => this.storage.close(),
       ]) {

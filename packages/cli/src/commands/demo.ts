@@ -10,6 +10,7 @@ import {
   createLogger,
   createRedisConnection,
   describeError,
+  heatmapSuffix,
   type MemscoreConfig,
   MemscoreError,
   parseS3Uri,
@@ -146,6 +147,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       input: { prefix: inputPrefix },
       outputPrefix,
       chunkSize: 8,
+      heatmapFormat: config.heatmapFormat,
       logger,
     });
     const status = statusWriter();
@@ -186,7 +188,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
     process.stdout.write(
       `\n${rows.length} images: ${scored.length} scored, ${failed.length} failed. ${copied} output files copied to ${outDir}\n` +
-        `  per image: <name>.json (score, Grad-CAM grid, model, input) and <name>.heatmap.png\n` +
+        `  per image: <name>.json (score, Grad-CAM grid, model, input)${config.heatmapFormat === "none" ? "" : ` and <name>${heatmapSuffix(config.heatmapFormat)}`}\n` +
         `  results table: ${join(outDir, "_runs", runId, "results.csv")}\n`,
     );
     return scored.length > 0 ? 0 : 1;

@@ -1,6 +1,6 @@
 import { type ConfigOverrides, createLogger, resolveConfig } from "@memscore/shared";
 import { WorkerMetrics, WorkerService } from "@memscore/worker";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
 import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
 
@@ -17,7 +17,10 @@ options:
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
   --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
-  --render-threads N         threads rendering heatmaps (MEMSCORE_RENDER_THREADS, default cores ÷ 4; 0 = main thread)
+  --pipeline-threads N       threads carrying images through fetch, decode, render and put, each with its
+                             own S3 client (MEMSCORE_PIPELINE_THREADS, default: core count)
+  --heatmap-quality Q        JPEG/WebP heatmap quality 1-100 (MEMSCORE_HEATMAP_QUALITY, default 85); the
+                             heatmap format is the run's (memscore enqueue --heatmap-format)
   --max-images-in-flight N   images between fetch and put; bounds memory (MEMSCORE_MAX_IMAGES_IN_FLIGHT,
                              default max(4 × batch size, 32))
   --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
@@ -27,10 +30,11 @@ options:
   --metrics-port N           port of /metrics, /healthz, /readyz (MEMSCORE_METRICS_PORT, default 9464;
                              0 picks a free one, logged); bind address: MEMSCORE_METRICS_HOST (127.0.0.1)
 
-thread budget: inference runs in its own thread with --threads ONNX Runtime threads; decode and
-heatmap rendering run on libuv's pool (UV_THREADPOOL_SIZE, Node's default 4; set it in the
-environment) with --decode-threads libvips threads each. On a CPU-only machine keep
---threads at the core count and --decode-threads at 1 so rendering does not crowd out inference.
+thread budget: inference runs in its own thread with --threads ONNX Runtime threads, fed straight
+by --pipeline-threads pipeline threads; the main thread only takes chunk jobs and writes their
+results. Decode and encode run on libuv's pool (UV_THREADPOOL_SIZE, default: the core count)
+with --decode-threads libvips threads each. On a CPU-only machine keep --threads at the core
+count and --decode-threads at 1 so image work does not crowd out inference.
 ONNX Runtime's threads do not busy-wait between operators unless MEMSCORE_ORT_THREAD_SPINNING=true
 (spinning is faster for inference alone and slower next to decode and rendering).`;
 
@@ -41,25 +45,13 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   provider: "provider",
   threads: "intraOpThreads",
   "decode-threads": "decodeThreads",
-  "render-threads": "renderThreads",
+  "pipeline-threads": "pipelineThreads",
+  "heatmap-quality": "heatmapQuality",
   "max-images-in-flight": "maxImagesInFlight",
   model: "model",
   queue: "queueName",
   "metrics-port": "metricsPort",
 };
-
-/** Collects the flags that map one-to-one onto config fields. */
-export function configOverrides(
-  values: Record<string, unknown>,
-  mapping: Record<string, keyof ConfigOverrides>,
-): ConfigOverrides {
-  const overrides: ConfigOverrides = {};
-  for (const [flag, key] of Object.entries(mapping)) {
-    const value = stringFlag(values, flag);
-    if (value !== undefined) overrides[key] = value;
-  }
-  return overrides;
-}
 
 function positiveInt(raw: string | undefined, fallback: number, name: string): number {
   if (raw === undefined) return fallback;

@@ -7,6 +7,10 @@
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--pipeline-threads N] [--heatmap-format jpeg]
 //                             [--provider cpu] [--json]
+// The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
+// pipeline threads copy this environment when they start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";

@@ -63,6 +63,14 @@ export interface MemscoreConfig {
   batchSize: number;
   /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
   maxBatchDelayMs: number;
+  /**
+   * `MEMSCORE_INFERENCE_TIMEOUT_MS`: a batch running longer means the engine is wedged (a GPU
+   * fault, a hung native call): the worker hands its chunks back, takes no more, and fails
+   * `/healthz` so it is restarted. @defaultValue 60000
+   */
+  inferenceTimeoutMs: number;
+  /** `MEMSCORE_MODEL_LOAD_TIMEOUT_MS`: `/healthz` fails while a model load takes longer. @defaultValue 600000 */
+  modelLoadTimeoutMs: number;
   /** `MEMSCORE_CONCURRENCY`: chunk jobs a worker processes at once. @defaultValue 4 */
   concurrency: number;
   /** `MEMSCORE_MAX_IMAGE_BYTES`: larger objects are refused before download. @defaultValue 52428800 (50 MiB) */
@@ -213,6 +221,16 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     fallback: (c) => Math.max(4 * (c.batchSize ?? 16), 32),
   },
   maxBatchDelayMs: { env: "MEMSCORE_MAX_BATCH_DELAY_MS", parse: integer(0, 60_000), fallback: () => 20 },
+  inferenceTimeoutMs: {
+    env: "MEMSCORE_INFERENCE_TIMEOUT_MS",
+    parse: integer(100, 24 * 3_600_000),
+    fallback: () => 60_000,
+  },
+  modelLoadTimeoutMs: {
+    env: "MEMSCORE_MODEL_LOAD_TIMEOUT_MS",
+    parse: integer(1_000, 24 * 3_600_000),
+    fallback: () => 600_000,
+  },
   concurrency: { env: "MEMSCORE_CONCURRENCY", parse: integer(1, 256), fallback: () => 4 },
   maxImageBytes: {
     env: "MEMSCORE_MAX_IMAGE_BYTES",

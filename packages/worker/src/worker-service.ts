@@ -79,6 +79,8 @@ export class WorkerService {
   private readonly logger: Logger;
   private stopping?: Promise<void>;
   private forceNow?: () => void;
+  private watchdog?: NodeJS.Timeout;
+  private wedged?: string;
   private readonly activeChunks: Map<string, ActiveChunk>;
 
   private constructor(parts: {
@@ -244,6 +246,7 @@ export class WorkerService {
       .catch((error: unknown) => logger.error("worker stopped", { error: describeError(error) }));
     await worker.waitUntilReady();
     service.state = "running";
+    service.watchEngine(config.inferenceTimeoutMs, metrics);
     metrics?.workerStarted(engine.info, engine);
     logger.info("worker started", {
       queue: config.queueName,
@@ -258,6 +261,43 @@ export class WorkerService {
   /** OS thread ids (Linux only) of the inference thread and the pipeline threads, for CPU accounting. */
   get threadIds(): { inference: number | undefined; pipeline: number[] } {
     return { inference: this.engine.threadId, pipeline: this.pipeline.threadIds };
+  }
+
+  /**
+   * Whether this worker works: `true`, or why not (its inference engine is wedged). `/healthz`
+   * reports it, so an orchestrator restarts a worker whose GPU or native call has hung.
+   */
+  health(): true | string {
+    return this.wedged ?? true;
+  }
+
+  /**
+   * The inference watchdog. A batch that runs longer than `timeoutMs` means the engine is
+   * wedged: BullMQ would keep renewing this worker's chunk locks from the main thread for ever,
+   * so its chunks would never move. Instead they are handed back to the queue at once (another
+   * worker redoes them, reusing any outputs already written), no new chunk is taken, and
+   * {@link health} turns false.
+   */
+  private watchEngine(timeoutMs: number, metrics: WorkerMetrics | undefined): void {
+    this.watchdog = setInterval(
+      () => {
+        const running = this.engine.runningBatchMs();
+        if (this.wedged || this.state !== "running" || running <= timeoutMs) return;
+        this.wedged = `inference engine wedged: a batch has run for ${Math.round(running)} ms (limit ${timeoutMs} ms, MEMSCORE_INFERENCE_TIMEOUT_MS)`;
+        this.logger.error("inference engine wedged: handing chunks back and taking no more", {
+          batchMs: Math.round(running),
+          timeoutMs,
+          chunks: this.activeChunks.size,
+        });
+        metrics?.engineWedged();
+        void this.worker.pause(true).catch(() => {});
+        void this.handBackActiveChunks().then((handedBack) =>
+          this.logger.warn("chunks of the wedged worker handed back to the queue", { handedBack }),
+        );
+      },
+      Math.max(100, Math.min(1_000, timeoutMs / 10)),
+    );
+    this.watchdog.unref();
   }
 
   /** True while jobs are being processed or waited for. */
@@ -276,6 +316,7 @@ export class WorkerService {
     if (this.stopping && options.graceful === false) this.forceNow?.();
     this.stopping ??= (async () => {
       this.state = "stopping";
+      clearInterval(this.watchdog);
       const graceful = options.graceful ?? true;
       const deadline = options.timeoutMs ?? 60_000;
       let timer: NodeJS.Timeout | undefined;

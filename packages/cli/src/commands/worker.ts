@@ -25,6 +25,10 @@ options:
                              default max(4 × batch size, 32))
   --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
   --queue NAME               queue name (MEMSCORE_QUEUE, default memscore)
+  --inference-timeout-ms MS  a batch running longer means the engine is wedged: chunks go back to the
+                             queue and /healthz fails (MEMSCORE_INFERENCE_TIMEOUT_MS, default 60000);
+                             /healthz also fails while the model takes over MEMSCORE_MODEL_LOAD_TIMEOUT_MS
+                             (default 600000) to load
   --shutdown-timeout MS      graceful drain deadline (default 30000)
   --lock-duration MS         how soon a crashed worker's chunks go to others (default 30000)
   --metrics-port N           port of /metrics, /healthz, /readyz (MEMSCORE_METRICS_PORT, default 9464;
@@ -46,6 +50,7 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   threads: "intraOpThreads",
   "decode-threads": "decodeThreads",
   "pipeline-threads": "pipelineThreads",
+  "inference-timeout-ms": "inferenceTimeoutMs",
   "heatmap-quality": "heatmapQuality",
   "max-images-in-flight": "maxImagesInFlight",
   model: "model",
@@ -85,12 +90,20 @@ export async function workerCommand(args: string[]): Promise<number> {
 
   // Metrics/health first, so /readyz answers "loading model" while the model loads.
   let loaded: WorkerService | undefined;
+  const loadStarted = Date.now();
   const ops = await startProcessOps(config, {
     connectionName: "memscore-worker-ops",
     logger,
     readiness: () => ({
       model: loaded === undefined ? "loading model" : loaded.isRunning || `worker ${loaded.state}`,
     }),
+    liveness: () => {
+      if (loaded) return loaded.health();
+      const loading = Date.now() - loadStarted;
+      return loading <= config.modelLoadTimeoutMs
+        ? true
+        : `the model has been loading for ${loading} ms (limit ${config.modelLoadTimeoutMs} ms, MEMSCORE_MODEL_LOAD_TIMEOUT_MS)`;
+    },
   });
   const metrics = new WorkerMetrics(ops.registry);
   const service = await WorkerService.start(config, {

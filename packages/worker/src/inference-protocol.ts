@@ -31,6 +31,8 @@ export interface InferReply {
   gradcam: Float32Array;
   /** This image's share of its batch's inference time, in seconds. */
   seconds: number;
+  /** The request's tensor, handed back (transferred) for the sender to fill with its next image. */
+  input: Float32Array;
 }
 
 /** Events of the inference thread for the main thread (metrics, the watchdog). */

@@ -46,7 +46,7 @@ try {
 }
 
 const elements = runtime.imageElements;
-const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number }>({
+const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number; input: Float32Array }>({
   maxBatchSize: init.batchSize,
   maxDelayMs: init.maxBatchDelayMs,
   runBatch: async (images) => {
@@ -69,7 +69,11 @@ const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number
       busyMs: batcher.busyMs(),
       pending: batcher.pending,
     });
-    return outputs.map((o) => ({ ...o, seconds: seconds / images.length }));
+    return outputs.map((o, i) => ({
+      ...o,
+      seconds: seconds / images.length,
+      input: images[i] as Float32Array,
+    }));
   },
 });
 
@@ -82,7 +86,10 @@ port.on("message", (message: ConnectMessage | { kind: string }) => {
       throw new RangeError(`expected ${elements} floats per image, got ${input.length}`);
     }
     const output = await batcher.submit(input);
-    return { body: output, transfer: [output.gradcam.buffer as ArrayBuffer] };
+    return {
+      body: output,
+      transfer: [output.gradcam.buffer as ArrayBuffer, output.input.buffer as ArrayBuffer],
+    };
   });
   clients.push({ port: client, server });
 });

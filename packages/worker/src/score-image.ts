@@ -133,7 +133,7 @@ export class ImageScorer {
         { maxPixels: this.settings.maxImagePixels },
         this.settings.heatmapMaxSide,
       );
-      return { image, input: rgbToTensor(image.rgb, this.model) };
+      return { image, input: rgbToTensor(image.rgb, this.model, this.inference.inputTensor()) };
     });
     const { image } = prepared;
     const output = await this.inference.infer(prepared.input);

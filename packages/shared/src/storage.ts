@@ -69,7 +69,7 @@ export function classifyStorageError(error: unknown, what: string): Error {
  * JavaScript middleware) adds nothing. Over plain HTTP (a local S3-compatible server) bodies
  * stay signed.
  */
-function unsignedPayloadByDefault(endpoint: string): boolean {
+export function unsignedPayloadByDefault(endpoint: string): boolean {
   return endpoint === "" || endpoint.startsWith("https://");
 }
 

@@ -11,6 +11,7 @@ import { ModelRuntime } from "./model-runtime.js";
 interface ThreadInit {
   path: string;
   provider: ExecutionProviderChoice;
+  cudaDeviceId?: number;
   intraOpThreads?: number;
   threadSpinning?: boolean;
 }
@@ -45,6 +46,7 @@ let runtime: ModelRuntime | undefined;
 try {
   runtime = await ModelRuntime.load(init.path, {
     provider: init.provider,
+    ...(init.cudaDeviceId !== undefined && { cudaDeviceId: init.cudaDeviceId }),
     ...(init.intraOpThreads !== undefined && { intraOpThreads: init.intraOpThreads }),
     ...(init.threadSpinning !== undefined && { threadSpinning: init.threadSpinning }),
     logger: forwardingLogger(),

@@ -49,6 +49,7 @@ export class ThreadedModelRuntime implements BatchModel {
       workerData: {
         path,
         provider: options.provider ?? "auto",
+        cudaDeviceId: options.cudaDeviceId,
         intraOpThreads: options.intraOpThreads,
         threadSpinning: options.threadSpinning,
       },

@@ -117,6 +117,7 @@ export class WorkerService {
     // Inference runs in its own thread so the main thread keeps fetching, decoding and writing.
     const runtime = await ThreadedModelRuntime.load(modelPath, {
       provider: config.provider,
+      cudaDeviceId: config.cudaDeviceId,
       intraOpThreads: config.intraOpThreads,
       threadSpinning: config.ortThreadSpinning,
       logger,

@@ -19,6 +19,7 @@ options:
   --json                one JSON object per line: file, score, gradcam (7×7, normalised to [0,1]),
                         width, height, model_sha256 — or file and error {reason, message}
   --provider NAME       auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
+  --cuda-device N       GPU of the cuda provider (default: MEMSCORE_CUDA_DEVICE_ID, else 0)
   --batch-size N        images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
   --threads N           ONNX Runtime intra-op threads (default: the core count)
 
@@ -32,6 +33,7 @@ export async function scoreCommand(args: string[]): Promise<number> {
       heatmaps: { type: "string" },
       json: { type: "boolean" },
       provider: { type: "string" },
+      "cuda-device": { type: "string" },
       "batch-size": { type: "string" },
       threads: { type: "string" },
     },
@@ -44,6 +46,9 @@ export async function scoreCommand(args: string[]): Promise<number> {
   const config = resolveConfig(process.env, {
     ...(stringFlag(values, "model") !== undefined && { model: stringFlag(values, "model") }),
     ...(stringFlag(values, "provider") !== undefined && { provider: stringFlag(values, "provider") }),
+    ...(stringFlag(values, "cuda-device") !== undefined && {
+      cudaDeviceId: stringFlag(values, "cuda-device"),
+    }),
     ...(stringFlag(values, "batch-size") !== undefined && { batchSize: stringFlag(values, "batch-size") }),
     ...(stringFlag(values, "threads") !== undefined && { intraOpThreads: stringFlag(values, "threads") }),
   });
@@ -58,6 +63,7 @@ export async function scoreCommand(args: string[]): Promise<number> {
 
   const runtime = await ModelRuntime.load(config.model || BUNDLED_MODEL_PATH, {
     provider: config.provider,
+    cudaDeviceId: config.cudaDeviceId,
     intraOpThreads: config.intraOpThreads,
     logger,
   });

@@ -26,7 +26,6 @@ import {
   parseS3Uri,
   resolveConfig,
   Storage,
-  silentLogger,
 } from "@memscore/shared";
 import { STAGES } from "@memscore/worker";
 import { benchImages } from "./lib/bench-images.mjs";

@@ -20,13 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { enqueueRun, waitForRun } from "@memscore/producer";
-import {
-  createRedisConnection,
-  heatmapSuffix,
-  parseS3Uri,
-  resolveConfig,
-  Storage,
-} from "@memscore/shared";
+import { createRedisConnection, heatmapSuffix, parseS3Uri, resolveConfig, Storage } from "@memscore/shared";
 import { STAGES } from "@memscore/worker";
 import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";

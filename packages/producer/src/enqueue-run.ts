@@ -63,11 +63,13 @@ function toChunkImage(image: ListedImage): ChunkImage {
   return { uri: image.uri, rel: image.rel, ...(image.size !== undefined && { size: image.size }) };
 }
 
-function skippedRow(outputPrefix: string, image: ListedImage): ResultRow {
+/** A skipped image's row: its current record was written with `modelSha256` (--skip-existing). */
+function skippedRow(outputPrefix: string, image: ListedImage, modelSha256: string): ResultRow {
   return {
     uri: image.uri,
     status: "skipped",
     heatmap: formatS3Uri(outputLocations(outputPrefix, image.rel).heatmap),
+    model_sha256: modelSha256,
   };
 }
 
@@ -279,7 +281,7 @@ async function enqueueSlots(
   for await (const { image, skip } of withSkipDecisions(source.list(checkpoint?.cursor), o)) {
     o.signal?.throwIfAborted();
     state.imagesListed++;
-    if (skip) slot.skipped.push(skippedRow(o.outputPrefix, image));
+    if (skip) slot.skipped.push(skippedRow(o.outputPrefix, image, o.modelSha256));
     else slot.images.push(toChunkImage(image));
     slot.cursor = image.cursor;
     if (slot.images.length + slot.skipped.length === o.chunkSize) {

@@ -72,6 +72,7 @@ function rowFromRecord(record: ImageRecord): ResultRow {
       status: "scored",
       score: record.score as number,
       ...(record.heatmap && { heatmap: record.heatmap }),
+      model_sha256: record.model.sha256,
     };
   }
   return {
@@ -79,6 +80,7 @@ function rowFromRecord(record: ImageRecord): ResultRow {
     status: "error",
     error_reason: String(record.error?.reason ?? "unknown"),
     error_message: record.error?.message ?? "",
+    model_sha256: record.model.sha256,
   };
 }
 
@@ -253,6 +255,7 @@ export async function processChunk(
             status: "error",
             error_reason: "retries_exhausted",
             error_message: describeError(s.reason),
+            model_sha256: ctx.model.sha256,
           },
   );
   const counts: ChunkCounts = { scored: 0, failed: 0, failuresByReason: {} };

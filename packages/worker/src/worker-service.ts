@@ -24,6 +24,7 @@ import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
 import { RenderPool } from "./render-pool.js";
+import { describeRunModel } from "./run-model.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
 import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
@@ -186,7 +187,12 @@ export class WorkerService {
         { kind: "chunk", index: data.chunkIndex },
         outcome.rows,
       );
-      const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner);
+      const { finalize } = await run.recordChunk(
+        data.chunkIndex,
+        outcome.counts,
+        owner,
+        describeRunModel(context.model),
+      );
       metrics?.chunkProcessed(outcome);
       if (finalize) await completeRun(storage, run, logger);
       return { scored: outcome.counts.scored, failed: outcome.counts.failed, reused: outcome.reused };

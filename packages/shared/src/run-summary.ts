@@ -36,10 +36,10 @@ export interface RunSummary {
   results: { csv: string; jsonl: string; parquet: string };
 }
 
-/** A run summary could not be read: missing (the run has not completed) or malformed. */
-export class RunSummaryError extends MemscoreError {
+/** A run's summary or results table is missing (the run has not completed) or malformed. */
+export class RunOutputError extends MemscoreError {
   constructor(message: string) {
-    super("run_summary", message);
+    super("run_output", message);
   }
 }
 
@@ -92,7 +92,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 /** Validates a parsed run.json, naming the first bad field. */
 export function parseRunSummary(value: unknown, where: string): RunSummary {
   const fail = (field: string, expected: string): never => {
-    throw new RunSummaryError(`${where}: "${field}" should be ${expected}`);
+    throw new RunOutputError(`${where}: "${field}" should be ${expected}`);
   };
   if (!isRecord(value)) return fail("(top level)", "an object");
   for (const key of ["run_id", "input", "output_prefix", "created_at", "completed_at"]) {
@@ -128,7 +128,7 @@ export async function readRunSummary(
   const where = formatS3Uri(location);
   const text = await storage.getText(location);
   if (text === undefined) {
-    throw new RunSummaryError(
+    throw new RunOutputError(
       `${where} not found: run "${runId}" has not completed under ${outputPrefix} (or never existed)`,
     );
   }
@@ -136,7 +136,7 @@ export async function readRunSummary(
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new RunSummaryError(`${where} is not JSON: ${(error as Error).message}`);
+    throw new RunOutputError(`${where} is not JSON: ${(error as Error).message}`);
   }
   return parseRunSummary(parsed, where);
 }

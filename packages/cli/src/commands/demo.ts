@@ -16,6 +16,7 @@ import {
   resolveConfig,
   Storage,
 } from "@memscore/shared";
+import { buildRunReport } from "@memscore/shared/report";
 import { listLocalImages, WorkerService } from "@memscore/worker";
 import { parseCommandArgs, stringFlag } from "../args.js";
 import { startLocalRedis } from "../local-services/local-redis.js";
@@ -162,6 +163,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       await writeFile(target, body);
       copied++;
     }
+    const reportPath = join(outDir, "_runs", runId, "report.html");
+    await writeFile(reportPath, (await buildRunReport(storage, { outputPrefix, runId }, { top: 12 })).html);
     const rows = (await readFile(join(outDir, "_runs", runId, "results.jsonl"), "utf8"))
       .split("\n")
       .filter((l) => l.trim())
@@ -181,7 +184,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     process.stdout.write(
       `\n${rows.length} images: ${scored.length} scored, ${failed.length} failed. ${copied} output files copied to ${outDir}\n` +
         `  per image: <name>.json (score, Grad-CAM grid, model, input) and <name>.heatmap.png\n` +
-        `  results table: ${join(outDir, "_runs", runId, "results.csv")}\n`,
+        `  results table: ${join(outDir, "_runs", runId, "results.csv")} (also .jsonl, .parquet)\n` +
+        `  report: ${reportPath}\n`,
     );
     return scored.length > 0 ? 0 : 1;
   } catch (error) {

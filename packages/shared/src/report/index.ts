@@ -11,7 +11,7 @@ export {
   type ResultsDigest,
   type ScoredImage,
 } from "./results-digest.js";
-export { type BadResultLine, type ResultLine, readResultLines } from "./results-stream.js";
+export { type BadResultLine, parseResultLine, type ResultLine, readResultLines } from "./results-stream.js";
 export {
   buildRunReport,
   type RunReport,

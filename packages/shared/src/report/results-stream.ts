@@ -47,15 +47,18 @@ export async function* readResultLines(storage: Storage, location: S3Location): 
   let line = 0;
   for await (const text of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
     line++;
-    if (text.trim() === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      yield { line, problem: "not JSON" };
-      continue;
-    }
-    const problem = rowProblem(value);
-    yield problem === undefined ? { line, row: value as ResultRow } : { line, problem };
+    if (text.trim() !== "") yield parseResultLine(text, line);
   }
+}
+
+/** Parses and checks one line of results.jsonl (numbered from 1). */
+export function parseResultLine(text: string, line: number): ResultLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { line, problem: "not JSON" };
+  }
+  const problem = rowProblem(value);
+  return problem === undefined ? { line, row: value as ResultRow } : { line, problem };
 }

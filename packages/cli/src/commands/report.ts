@@ -43,7 +43,8 @@ function runFromArgs(positionals: string[], values: Record<string, unknown>) {
     if (runFlag !== undefined || prefixFlag !== undefined)
       throw new UsageError("give either the run directory's URI or --run with --out-prefix, not both");
     const run = parseRunDirectory(dir);
-    if (!run) throw new UsageError(`"${dir}" is not a run directory: expected s3://OUT/PREFIX/_runs/RUN_ID/`);
+    if (!run || !RUN_ID_PATTERN.test(run.runId))
+      throw new UsageError(`"${dir}" is not a run directory: expected s3://OUT/PREFIX/_runs/RUN_ID/`);
     return run;
   }
   if (runFlag === undefined || prefixFlag === undefined)

@@ -4,8 +4,9 @@
 // header inspection, the one decode (≤1024 px) and the resize of its pixels to the model's input,
 // against the two decodes used before (one straight to 224 with shrink-on-load, one for the
 // heatmap); the tensor; grid upsample + blend (the worker's fused loop and the two versions
-// before it, checked to give identical bytes); PNG encode (the worker's encoder, checked
-// lossless, against libvips by zlib level and filter).
+// before it, checked to give identical bytes); JPEG and WebP encode (the default heatmap
+// format and the other lossy one); PNG encode (the worker's encoder, checked lossless, against
+// libvips by zlib level and filter).
 //
 //   node bench/cpu-per-image.mjs [--images 40] [--size 640x480] [--levels 1,3,4,6] [--json]
 //                                [--dir DIR]   (JPEGs from DIR instead of the generated images)
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   decodeImage,
+  encodeHeatmap,
   encodeRgbPng,
   inspectImage,
   normaliseGrid,
@@ -163,6 +165,12 @@ await add("overlay, fused (heatmap.ts now)", async (i) => {
   const { data, info } = decoded[i];
   overlayHeatmap(data, info.width, info.height, normaliseGrid(cam), 7, 0.5);
 });
+for (const format of ["jpeg", "webp"]) {
+  await add(`${format.toUpperCase()} encode q85 (encodeHeatmap)`, async (i) => {
+    const { info } = decoded[i];
+    return (await encodeHeatmap(overlays[i], info.width, info.height, format, 85)).length;
+  });
+}
 await add("PNG encode, worker's (up filter + Z_RLE)", async (i) => {
   const { info } = decoded[i];
   return (await encodeRgbPng(overlays[i], info.width, info.height)).length;

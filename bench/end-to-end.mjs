@@ -5,13 +5,25 @@
 // the S3 server runs in a child process, as S3 would run elsewhere.
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
-//                             [--threads N] [--provider cpu] [--json]
+//                             [--threads N] [--pipeline-threads N] [--heatmap-format jpeg]
+//                             [--provider cpu] [--json]
+// The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
+// pipeline threads copy this environment when they start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { enqueueRun, waitForRun } from "@memscore/producer";
-import { createRedisConnection, parseS3Uri, resolveConfig, Storage, silentLogger } from "@memscore/shared";
+import {
+  createRedisConnection,
+  heatmapSuffix,
+  parseS3Uri,
+  resolveConfig,
+  Storage,
+  silentLogger,
+} from "@memscore/shared";
 import { STAGES, StageTotals, WorkerService } from "@memscore/worker";
 import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
@@ -43,7 +55,7 @@ async function uploadImages(storage, dir, files, prefix) {
   await Promise.all(Array.from({ length: 8 }, uploader));
 }
 
-async function scoreRun(storage, redis, config, runId, prefix) {
+async function scoreRun(storage, redis, config, runId, prefix, heatmapFormat) {
   const started = performance.now();
   await enqueueRun({
     storage,
@@ -53,6 +65,7 @@ async function scoreRun(storage, redis, config, runId, prefix) {
     input: { prefix: `s3://${INPUT_BUCKET}/${prefix}` },
     outputPrefix: `s3://${OUTPUT_BUCKET}/${runId}/`,
     chunkSize: 32,
+    heatmapFormat,
   });
   const snapshot = await waitForRun(redis, config.queueName, runId, { pollMs: 25 });
   return { seconds: (performance.now() - started) / 1000, snapshot };
@@ -78,6 +91,8 @@ export async function measureEndToEnd({
   threads,
   provider,
   maxBatchDelayMs,
+  pipelineThreads,
+  heatmapFormat = "jpeg",
 }) {
   const { dir, files } = await benchImages(images, width, height);
   const services = await startBenchServices([INPUT_BUCKET, OUTPUT_BUCKET]);
@@ -85,7 +100,7 @@ export async function measureEndToEnd({
   Object.assign(process.env, services.env);
   let worker;
   const redis = createRedisConnection(services.env.REDIS_URL, { name: "memscore-bench" });
-  // The caller's MEMSCORE_* settings (e.g. MEMSCORE_RENDER_THREADS) apply; the services are ours.
+  // The caller's MEMSCORE_* settings (e.g. MEMSCORE_PIPELINE_THREADS) apply; the services are ours.
   const config = resolveConfig(
     { ...process.env, ...services.env, MEMSCORE_LOG_LEVEL: "warn" },
     {
@@ -95,6 +110,7 @@ export async function measureEndToEnd({
       maxBatchDelayMs,
       intraOpThreads: threads,
       queueName: `bench-${process.pid}`,
+      ...(pipelineThreads !== undefined && { pipelineThreads }),
     },
   );
   const storage = Storage.fromConfig(config);
@@ -111,9 +127,10 @@ export async function measureEndToEnd({
     const knownThreads = {
       model: newThreads(threadsBeforeLoad, threadTimes()),
       libuv: await libuvPoolThreads(),
+      pipeline: new Set(worker.threadIds.pipeline),
     };
     // Warm-up run: first inferences plan memory; S3 connections open. Not counted.
-    await scoreRun(storage, redis, config, "warmup", "warmup/");
+    await scoreRun(storage, redis, config, "warmup", "warmup/", heatmapFormat);
     totals = new StageTotals();
     const before = worker.engine.stats;
     const rssBefore = process.memoryUsage().rss;
@@ -121,14 +138,15 @@ export async function measureEndToEnd({
     const s3CpuBefore = processCpuMs(services.s3Pid);
     const threadsBefore = threadTimes();
 
-    const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/");
+    const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
     const cpuUsed = process.cpuUsage(cpuBefore);
     const s3CpuAfter = processCpuMs(services.s3Pid);
     const byThread = cpuByGroup(threadsBefore, threadTimes(), knownThreads, files.length);
     const after = worker.engine.stats;
     const batches = after.batches - before.batches;
     const items = after.items - before.items;
-    const heatmaps = await countKeys(storage, "measured/", ".heatmap.png");
+    const heatmaps =
+      heatmapFormat === "none" ? 0 : await countKeys(storage, "measured/", heatmapSuffix(heatmapFormat));
     const stages = Object.fromEntries(
       STAGES.map((s) => [
         s,
@@ -138,9 +156,11 @@ export async function measureEndToEnd({
         },
       ]),
     );
+    const benchProcess = (cpuUsed.user + cpuUsed.system) / 1000 / files.length;
     return {
       provider: worker.model.provider,
-      renderThreads: config.renderThreads,
+      pipelineThreads: config.pipelineThreads,
+      heatmapFormat,
       images: files.length,
       scored: snapshot.imagesScored,
       failed: snapshot.imagesFailed,
@@ -155,7 +175,9 @@ export async function measureEndToEnd({
       // CPU per image: this process (worker with its inference thread, producer, S3 client) and
       // the local S3 server child, which real S3 would not put on the worker's cores.
       cpuMsPerImage: {
-        benchProcess: (cpuUsed.user + cpuUsed.system) / 1000 / files.length,
+        benchProcess,
+        // Everything but inference: what a GPU does not take off the host.
+        outsideInference: byThread.inference === undefined ? null : benchProcess - byThread.inference,
         s3Server:
           s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
         available: (1000 * seconds * availableParallelism()) / files.length,
@@ -174,7 +196,7 @@ export async function measureEndToEnd({
 export function printEndToEnd(e2e) {
   console.log(
     `end to end: ${e2e.imagesPerSecond.toFixed(2)} images/s (${e2e.images} images in ${e2e.seconds.toFixed(1)} s; ` +
-      `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} heatmaps written) on ${e2e.provider}, ${e2e.renderThreads} render threads`,
+      `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} ${e2e.heatmapFormat} heatmaps written) on ${e2e.provider}, ${e2e.pipelineThreads} pipeline threads`,
   );
   console.log(
     `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches; ` +
@@ -192,6 +214,10 @@ export function printEndToEnd(e2e) {
     for (const [group, label] of Object.entries(THREAD_GROUPS)) {
       console.log(`    ${label.padEnd(48)} ${cpu.byThread[group].toFixed(1).padStart(6)} ms`);
     }
+    console.log(
+      `  worker CPU outside inference: ${cpu.outsideInference.toFixed(1)} ms per image ` +
+        `(projected host ceiling of one worker on 16 cores: ${(16_000 / cpu.outsideInference).toFixed(0)} images/s)`,
+    );
     const used = cpu.benchProcess + (cpu.s3Server ?? 0);
     console.log(
       `  inference's share of all CPU used (this process + S3 server): ${((100 * cpu.byThread.inference) / used).toFixed(1)}% ` +
@@ -220,6 +246,8 @@ async function main() {
       "batch-size": { type: "string", default: "8" },
       "max-batch-delay-ms": { type: "string", default: "20" },
       threads: { type: "string" },
+      "pipeline-threads": { type: "string" },
+      "heatmap-format": { type: "string", default: "jpeg" },
       provider: { type: "string", default: "cpu" },
       json: { type: "boolean", default: false },
     },
@@ -232,6 +260,8 @@ async function main() {
     maxBatchDelayMs: Number(values["max-batch-delay-ms"]),
     threads: Number(values.threads ?? availableParallelism()),
     provider: values.provider,
+    heatmapFormat: values["heatmap-format"],
+    ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
   };
   const machine = describeMachine();
   const e2e = await measureEndToEnd(inputs);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ONNX Runtime thread spinning, on and off: model throughput alone, and model throughput next to
-// the worker's CPU work (heatmap renders on the main thread while the inference thread runs
+// the worker's CPU work (decodes and heatmap renders beside the inference thread, which runs
 // batches back to back, as in the worker). Spinning pool threads busy-wait between operators
 // and after each run; on a machine where the cores are shared, that time is taken from the
 // other work.
@@ -10,9 +10,8 @@ import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { renderHeatmap } from "@memscore/worker";
+import { decodeImage, InferenceClient, InferenceEngine, renderHeatmap } from "@memscore/worker";
 import sharp from "sharp";
-import { ThreadedModelRuntime } from "../packages/worker/dist/threaded-model-runtime.js";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
@@ -36,15 +35,22 @@ const bodies = await Promise.all(files.map((f) => readFile(join(dir, f))));
 const cam = Float32Array.from({ length: 49 }, (_, i) => (i * 7919) % 13);
 
 async function measure(threadSpinning, withRenders) {
-  const runtime = await ThreadedModelRuntime.load(model, {
+  const engine = await InferenceEngine.start(model, {
     provider: "cpu",
     intraOpThreads: threads,
     threadSpinning,
+    batchSize,
+    maxBatchDelayMs: 0,
   });
+  const client = new InferenceClient(engine.connect(), engine.imageElements);
   try {
-    const elements = runtime.imageElements;
-    const input = () => new Float32Array(batchSize * elements).fill(0.1);
-    await runtime.run(input(), batchSize); // warm-up
+    const elements = engine.imageElements;
+    // A batch's worth of images in flight, so the engine runs full batches back to back.
+    const batch = () =>
+      Promise.all(
+        Array.from({ length: batchSize }, () => client.infer(new Float32Array(elements).fill(0.1))),
+      );
+    await batch(); // warm-up
     let stop = false;
     let images = 0;
     let renders = 0;
@@ -52,16 +58,17 @@ async function measure(threadSpinning, withRenders) {
     const cpu = process.cpuUsage();
     const infer = (async () => {
       while (!stop) {
-        await runtime.run(input(), batchSize);
+        await batch();
         images += batchSize;
       }
     })();
     const render = withRenders
       ? (async () => {
-          // Two renders in flight: libuv's pool runs the sharp parts, the main thread the JS.
+          // Two renders in flight: libuv's pool runs the sharp parts, this thread the overlay.
           const one = async () => {
             while (!stop) {
-              await renderHeatmap(bodies[renders % bodies.length], cam, 7, { maxPixels: 1e8 });
+              const image = await decodeImage(bodies[renders % bodies.length], 1024, { maxPixels: 1e8 });
+              await renderHeatmap(image, cam, 7, { format: "jpeg" });
               renders++;
             }
           };
@@ -81,7 +88,8 @@ async function measure(threadSpinning, withRenders) {
       cpuCoresUsed: (used.user + used.system) / 1e6 / elapsed,
     };
   } finally {
-    await runtime.close();
+    client.close();
+    await engine.close();
   }
 }
 

@@ -1,14 +1,25 @@
 #!/usr/bin/env node
-// The benchmark suite (`npm run bench`): raw model throughput, end-to-end throughput and the
-// plain PyTorch loop on the same model, images and machine, with the ratios between them.
-// Raw throughput is measured before and after the end-to-end run and averaged, so a change in
-// machine load during the run shows up (both are printed) instead of skewing the ratio.
+// The benchmark suite (`npm run bench`), one run, ratios side by side, on the same images and
+// machine:
+//   1. r50: raw model throughput (before and after the end-to-end runs, averaged, so a change in
+//      machine load shows up instead of skewing a ratio); end to end with JPEG heatmaps and with
+//      scores only (`none`); each ÷ raw, and ÷ a plain PyTorch loop that writes the same outputs
+//      (bench/pytorch_loop.py: autograd Grad-CAM, overlay, JPEG and a record per image; or the
+//      score only); where the worker's CPU went per image, by thread role; the projected host
+//      ceiling of one worker on a 16-core node (16 cores ÷ CPU per image outside inference).
+//   2. tiny model (inference nearly free): end to end with 2 pipeline threads ÷ 1, which tells
+//      whether host work scales with cores.
 //
-//   node bench/run-all.mjs [--images 128] [--size 640x480] [--threads N] [--batch-size B]
-//                          [--no-pytorch] [--json]
+//   node bench/run-all.mjs [--images 96] [--size 640x480] [--threads N] [--batch-size B]
+//                          [--tiny-images 400] [--no-pytorch] [--json]
+// The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
+// pipeline threads copy this environment when they start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
+import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import { measureEndToEnd, parseSize, printEndToEnd } from "./end-to-end.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
@@ -17,12 +28,13 @@ import { measureRawThroughput, printRaw } from "./raw-model.mjs";
 
 const { values } = parseArgs({
   options: {
-    images: { type: "string", default: "128" },
+    images: { type: "string", default: "96" },
     size: { type: "string", default: "640x480" },
     threads: { type: "string" },
     "batch-size": { type: "string" },
     "batch-sizes": { type: "string", default: "1,8,16" },
     "raw-seconds": { type: "string", default: "15" },
+    "tiny-images": { type: "string", default: "400" },
     "no-pytorch": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
@@ -38,6 +50,7 @@ const inputs = {
   threads,
   provider: "cpu",
   rawBatchSizes: values["batch-sizes"].split(",").map(Number),
+  tinyImages: Number(values["tiny-images"]),
 };
 const machine = describeMachine();
 const say = values.json ? () => {} : console.log;
@@ -53,10 +66,10 @@ const rawOptions = {
 };
 const rawBefore = await measureRawThroughput(rawOptions);
 if (!values.json) printRaw(rawBefore);
-// The end-to-end run uses the raw benchmark's best batch size unless one is given.
+// The end-to-end runs use the raw benchmark's best batch size unless one is given.
 const batchSize = Number(values["batch-size"] ?? rawBefore.best.batchSize);
 const { dir } = await benchImages(inputs.images, width, height);
-const e2e = await measureEndToEnd({
+const e2eOptions = {
   model,
   images: inputs.images,
   width,
@@ -65,52 +78,81 @@ const e2e = await measureEndToEnd({
   threads,
   provider: "cpu",
   maxBatchDelayMs: 20,
-});
-if (!values.json) printEndToEnd(e2e);
+};
+
+say("\n== r50, JPEG heatmaps (the default) ==");
+const jpeg = await measureEndToEnd({ ...e2eOptions, heatmapFormat: "jpeg" });
+if (!values.json) printEndToEnd(jpeg);
+say("\n== r50, scores only (--heatmap-format none) ==");
+const scoresOnly = await measureEndToEnd({ ...e2eOptions, heatmapFormat: "none" });
+if (!values.json) printEndToEnd(scoresOnly);
+
 const rawAfter = await measureRawThroughput({ ...rawOptions, batchSizes: [batchSize] });
 say(
-  `raw model again after the end-to-end run: batch ${batchSize} at ${rawAfter.best.imagesPerSecond.toFixed(2)} images/s`,
+  `\nraw model again after the end-to-end runs: batch ${batchSize} at ${rawAfter.best.imagesPerSecond.toFixed(2)} images/s`,
 );
-
 const rawAtBatch =
   rawBefore.results.find((r) => r.batchSize === batchSize)?.imagesPerSecond ?? rawBefore.best.imagesPerSecond;
 const rawMean = (rawAtBatch + rawAfter.best.imagesPerSecond) / 2;
-const ratios = { endToEndOverRaw: e2e.imagesPerSecond / rawMean };
 
-let pytorch;
+const pytorch = {};
 if (!values["no-pytorch"] && torchAvailable()) {
-  say(`pytorch loop over the same ${inputs.images} files (${TORCH_PYTHON}) ...`);
-  const out = execFileSync(
-    TORCH_PYTHON,
-    [
-      `${REPO_ROOT}/bench/pytorch_loop.py`,
-      "--images",
-      dir,
-      "--variant",
-      "r50",
-      "--seed",
-      "0",
-      "--threads",
-      String(threads),
-      "--batch-size",
-      String(batchSize),
-      "--json",
-    ],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-  );
-  pytorch = JSON.parse(out.trim().split("\n").at(-1));
-  ratios.memscoreOverPytorchLoop = e2e.imagesPerSecond / pytorch.per_file.images_per_second;
-  if (pytorch.batched)
-    ratios.memscoreOverPytorchBatched = e2e.imagesPerSecond / pytorch.batched.images_per_second;
-  say(
-    `pytorch loop (torch ${pytorch.torch}, ${threads} threads): per file ${pytorch.per_file.images_per_second.toFixed(2)} images/s` +
-      (pytorch.batched
-        ? `, batched (${batchSize}) ${pytorch.batched.images_per_second.toFixed(2)} images/s`
-        : ""),
-  );
+  for (const outputs of ["heatmaps", "scores"]) {
+    say(`pytorch loop (${outputs}) over the same ${inputs.images} files (${TORCH_PYTHON}) ...`);
+    const out = execFileSync(
+      TORCH_PYTHON,
+      [
+        `${REPO_ROOT}/bench/pytorch_loop.py`,
+        "--images",
+        dir,
+        "--variant",
+        "r50",
+        "--seed",
+        "0",
+        "--threads",
+        String(threads),
+        "--outputs",
+        outputs,
+        "--json",
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+    pytorch[outputs] = JSON.parse(out.trim().split("\n").at(-1));
+    say(
+      `  ${pytorch[outputs].per_file.images_per_second.toFixed(2)} images/s (torch ${pytorch[outputs].torch})`,
+    );
+  }
 } else {
   say("pytorch loop: skipped (no torch at /usr/bin/python3, or --no-pytorch)");
 }
+
+say("\n== tiny model (inference nearly free): does host work scale with pipeline threads? ==");
+const tinyOptions = {
+  ...e2eOptions,
+  model: BUNDLED_MODEL_PATH,
+  images: inputs.tinyImages,
+  batchSize: 16,
+  heatmapFormat: "jpeg",
+};
+const tinyOne = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 1 });
+const tinyTwo = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 2 });
+say(
+  `  1 pipeline thread: ${tinyOne.imagesPerSecond.toFixed(1)} images/s; 2: ${tinyTwo.imagesPerSecond.toFixed(1)} images/s`,
+);
+
+const outside = jpeg.cpuMsPerImage.outsideInference;
+const ratios = {
+  jpegOverRaw: jpeg.imagesPerSecond / rawMean,
+  scoresOnlyOverRaw: scoresOnly.imagesPerSecond / rawMean,
+  ...(pytorch.heatmaps && {
+    jpegOverPytorchLoop: jpeg.imagesPerSecond / pytorch.heatmaps.per_file.images_per_second,
+  }),
+  ...(pytorch.scores && {
+    scoresOnlyOverPytorchLoop: scoresOnly.imagesPerSecond / pytorch.scores.per_file.images_per_second,
+  }),
+  tinyTwoPipelineThreadsOverOne: tinyTwo.imagesPerSecond / tinyOne.imagesPerSecond,
+};
+const projected16CoreHostCeiling = outside ? 16_000 / outside : null;
 
 if (values.json) {
   console.log(
@@ -120,30 +162,38 @@ if (values.json) {
         inputs: { ...inputs, batchSize },
         machine,
         raw: { before: rawBefore, after: rawAfter, meanAtBatch: rawMean },
-        endToEnd: e2e,
+        endToEnd: { jpeg, scoresOnly },
         pytorch,
+        tiny: { onePipelineThread: tinyOne, twoPipelineThreads: tinyTwo },
         ratios,
+        projected16CoreHostCeiling,
       },
       null,
       2,
     ),
   );
 } else {
-  console.log("ratios (measured in this run):");
+  const f = (x, d = 3) => (x === undefined || x === null ? "n/a" : x.toFixed(d));
+  const cpu = (e) => e.cpuMsPerImage.byThread;
+  console.log("\nratios and figures (measured in this run):");
+  console.log(`  raw model (batch ${batchSize}, mean of before/after): ${rawMean.toFixed(2)} images/s`);
   console.log(
-    `  end-to-end ÷ raw model (batch ${batchSize}, mean of before/after): ${ratios.endToEndOverRaw.toFixed(3)}`,
+    `  end to end, JPEG heatmaps: ${f(jpeg.imagesPerSecond, 2)} images/s; ÷ raw ${f(ratios.jpegOverRaw)}; ÷ PyTorch loop writing the same outputs ${f(ratios.jpegOverPytorchLoop, 2)}`,
   );
-  if (ratios.memscoreOverPytorchLoop !== undefined) {
-    console.log(
-      `  memscore end-to-end ÷ PyTorch per-file loop: ${ratios.memscoreOverPytorchLoop.toFixed(2)}`,
-    );
-  }
-  if (ratios.memscoreOverPytorchBatched !== undefined) {
-    console.log(
-      `  memscore end-to-end ÷ PyTorch batched loop: ${ratios.memscoreOverPytorchBatched.toFixed(2)}`,
-    );
-  }
   console.log(
-    `  mean batch fill: ${e2e.meanBatchFill.toFixed(3)}; engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the end-to-end run`,
+    `  end to end, scores only:   ${f(scoresOnly.imagesPerSecond, 2)} images/s; ÷ raw ${f(ratios.scoresOnlyOverRaw)}; ÷ PyTorch scores-only loop ${f(ratios.scoresOnlyOverPytorchLoop, 2)}`,
+  );
+  console.log(
+    `  main JavaScript thread per image: ${f(cpu(jpeg).main, 2)} ms (JPEG), ${f(cpu(scoresOnly).main, 2)} ms (scores only)`,
+  );
+  console.log(
+    `  worker CPU outside inference per image: ${f(outside, 1)} ms (JPEG), ${f(scoresOnly.cpuMsPerImage.outsideInference, 1)} ms (scores only); S3 server ${f(jpeg.cpuMsPerImage.s3Server, 1)} ms`,
+  );
+  console.log(
+    `  projected host ceiling of one worker on 16 cores (JPEG): ${f(projected16CoreHostCeiling, 0)} images/s`,
+  );
+  console.log(`  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)}`);
+  console.log(
+    `  mean batch fill: ${f(jpeg.meanBatchFill)}; engine busy ${f(100 * jpeg.engineBusyShare, 1)}% of the JPEG run`,
   );
 }

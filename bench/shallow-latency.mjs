@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Latency when the queue is shallow: one image at a time through the worker's inference path
-// (InferenceEngine → dynamic batcher → model in its own thread), with a batch size far larger
-// than the load, so every batch flushes on its delay. The claim checked: a single image
+// (a client's port → the inference thread's dynamic batcher → the model), with a batch size far
+// larger than the load, so every batch flushes on its delay. The claim checked: a single image
 // completes within max-batch-delay-ms + one inference. Both terms are measured in this run.
 //
 //   node bench/shallow-latency.mjs [--model PATH] [--batch-size 16] [--max-batch-delay-ms 20] [--images 20] [--json]
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { InferenceEngine, ThreadedModelRuntime } from "@memscore/worker";
+import { InferenceClient, InferenceEngine, ModelRuntime } from "@memscore/worker";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 
@@ -25,26 +25,36 @@ const batchSize = Number(values["batch-size"]);
 const maxDelayMs = Number(values["max-batch-delay-ms"]);
 const images = Number(values.images);
 
-const runtime = await ThreadedModelRuntime.load(model, {
-  provider: "cpu",
-  intraOpThreads: availableParallelism(),
-});
+const threads = availableParallelism();
+// One inference of one image, alone: the "one inference" term.
+const runtime = await ModelRuntime.load(model, { provider: "cpu", intraOpThreads: threads });
 const tensor = () => new Float32Array(runtime.imageElements).fill(0.1);
+const inferenceMs = [];
 try {
-  // One inference of one image, alone: the "one inference" term.
   await runtime.run(tensor(), 1); // warm-up
-  const inferenceMs = [];
   for (let i = 0; i < images; i++) {
     const t = performance.now();
     await runtime.run(tensor(), 1);
     inferenceMs.push(performance.now() - t);
   }
-  // The same single images through the dynamic batcher, one at a time (a shallow queue).
-  const engine = new InferenceEngine(runtime, { batchSize, maxBatchDelayMs: maxDelayMs });
+} finally {
+  await runtime.close();
+}
+// The same single images through the engine, one at a time (a shallow queue), from a client on
+// this thread, as a pipeline thread sends them.
+const engine = await InferenceEngine.start(model, {
+  provider: "cpu",
+  intraOpThreads: threads,
+  batchSize,
+  maxBatchDelayMs: maxDelayMs,
+});
+const client = new InferenceClient(engine.connect(), engine.imageElements);
+try {
+  await client.infer(tensor()); // warm-up
   const latencyMs = [];
   for (let i = 0; i < images; i++) {
     const t = performance.now();
-    await engine.infer(new Uint8Array(runtime.imageElements).fill(128));
+    await client.infer(tensor());
     latencyMs.push(performance.now() - t);
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -74,5 +84,6 @@ try {
     );
   }
 } finally {
-  await runtime.close();
+  client.close();
+  await engine.close();
 }

@@ -44,7 +44,7 @@ describe("memscore demo", () => {
       "rocket.jpg",
     ]) {
       expect(files).toContain(`${sample}.json`);
-      expect(files).toContain(`${sample}.heatmap.png`);
+      expect(files).toContain(`${sample}.heatmap.jpg`);
     }
     const csv = files.find((f) => f.endsWith("results.csv")) as string;
     expect((await readFile(join(outDir, csv), "utf8")).trim().split("\n")).toHaveLength(6);
@@ -59,5 +59,20 @@ describe("memscore demo", () => {
     expect(redis && s3).toBeTruthy();
     expect(await portOpen(redis?.[1] as string, Number(redis?.[2]))).toBe(false);
     expect(await portOpen(s3?.[1] as string, Number(s3?.[2]))).toBe(false);
+  });
+
+  it("lists each image once when there are fewer than twice --top images, and ends without a forced stop", async () => {
+    const result = await runCli(
+      ["demo", "--out-dir", join(dir, "out-top3"), "--top", "3"],
+      { REDIS_URL: "", S3_ENDPOINT: "" },
+      180_000,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const listed = [...result.stdout.matchAll(/^\s+-?\d\.\d{6}\s+(\S+\.jpg)$/gm)].map((m) => m[1]);
+    // 5 images, top 3: three most memorable, the other two least memorable, none twice.
+    expect(listed).toHaveLength(5);
+    expect(new Set(listed).size).toBe(5);
+    expect(result.stdout).toMatch(/least memorable:\n(\s+-?\d\.\d{6}\s+\S+\.jpg\n){2}\n/);
+    expect(result.stderr).not.toMatch(/forced stop/);
   });
 });

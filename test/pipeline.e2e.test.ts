@@ -101,20 +101,21 @@ describe("distributed pipeline (real Redis, S3 API server, 3 worker processes)",
         expect(record.gradcam).toHaveLength(7);
         expect(record.input.etag).toMatch(/^[0-9a-f]{32}/);
         expect(record.input.width).toBeGreaterThan(0);
-        expect(row?.heatmap).toBe(`s3://${output}/scores/${rel}.heatmap.png`);
-        expect(keys.has(`scores/${rel}.heatmap.png`)).toBe(true);
+        expect(row?.heatmap).toBe(`s3://${output}/scores/${rel}.heatmap.jpg`);
+        expect(record.heatmap).toBe(row?.heatmap);
+        expect(keys.has(`scores/${rel}.heatmap.jpg`)).toBe(true);
       } else {
         expect(row?.status).toBe("error");
         expect(row?.error_reason, uri).toBe(entry.expect.reason);
         expect(record.error?.reason).toBe(entry.expect.reason);
-        expect(keys.has(`scores/${rel}.heatmap.png`)).toBe(false);
+        expect(keys.has(`scores/${rel}.heatmap.jpg`)).toBe(false);
       }
     }
-    // One heatmap opened as an image: right format, long side at most 1024 px.
+    // One heatmap opened as an image: the default format (JPEG), long side at most 1024 px.
     const scored = archive.find((e) => e.expect === "scored") as ArchiveEntry;
-    const png = await getBytes(s3, output, `scores/${scored.key.slice("photos/".length)}.heatmap.png`);
-    const meta = await sharp(png).metadata();
-    expect(meta.format).toBe("png");
+    const jpeg = await getBytes(s3, output, `scores/${scored.key.slice("photos/".length)}.heatmap.jpg`);
+    const meta = await sharp(jpeg).metadata();
+    expect(meta.format).toBe("jpeg");
     expect(Math.max(meta.width ?? 0, meta.height ?? 0)).toBeLessThanOrEqual(1024);
 
     const csv = (await getBytes(s3, output, "scores/_runs/run-1/results.csv")).toString().trim().split("\n");

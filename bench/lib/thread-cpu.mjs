@@ -1,12 +1,12 @@
 // CPU time of this process's threads, from /proc (Linux), grouped by what runs on them, so a
 // benchmark can say where the CPU went and not only how much was used.
 //
-// Node does not name its threads, so they are told apart by what they do: libuv's pool (where
-// sharp pipelines, zlib and file reads run) is found by giving it known work (pbkdf2) and seeing
-// which threads ran it; threads that appear while the model loads are the inference thread and
-// ONNX Runtime's pool (and render threads, when MEMSCORE_RENDER_THREADS > 0); libvips names its
-// threads "libvips worker"; the main thread's id is the process id; the rest are V8's background
-// threads (garbage collection, JIT compilation) and Node's idle helpers.
+// Node 20 does not name its threads, so they are told apart by what they do: pipeline threads
+// report their own ids (/proc/thread-self); libuv's pool (where sharp pipelines, zlib and file
+// reads run) is found by giving it known work (pbkdf2) and seeing which threads ran it; the other
+// threads that appear while the worker starts are the inference thread and ONNX Runtime's pool;
+// libvips names its threads "libvips worker"; the main thread's id is the process id; the rest
+// are V8's background threads (garbage collection, JIT compilation) and Node's idle helpers.
 import { execFileSync } from "node:child_process";
 import { pbkdf2 } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -66,6 +66,7 @@ export async function libuvPoolThreads() {
 
 export const THREAD_GROUPS = {
   inference: "inference thread + ONNX Runtime pool",
+  pipeline: "pipeline threads (S3 SDK, overlay, messages)",
   main: "main JavaScript thread",
   libuv: "libuv pool (sharp pipelines, zlib, file reads)",
   libvips: "libvips workers",
@@ -73,14 +74,17 @@ export const THREAD_GROUPS = {
 };
 
 /**
- * A thread's role. `known.model`: ids that appeared while the model loaded ({@link newThreads}
- * around the load); `known.libuv`: from {@link libuvPoolThreads}.
+ * A thread's role. `known.pipeline`: the pipeline threads' ids (they report them);
+ * `known.libuv`: from {@link libuvPoolThreads}; `known.model`: ids that appeared while the
+ * worker started ({@link newThreads} around the start) and are none of the others: the
+ * inference thread and ONNX Runtime's pool.
  */
 function groupOf(tid, name, known) {
   if (tid === process.pid) return "main";
   if (name.startsWith("libvips")) return "libvips";
-  if (known.model.has(tid)) return "inference";
+  if (known.pipeline?.has(tid)) return "pipeline";
   if (known.libuv.has(tid)) return "libuv";
+  if (known.model.has(tid)) return "inference";
   return "v8";
 }
 

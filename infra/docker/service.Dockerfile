@@ -41,5 +41,5 @@ USER 10001:10001
 EXPOSE 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/packages/cli/dist/bin.js"]
+ENTRYPOINT ["node", "/app/packages/cli/bin/memscore.cjs"]
 CMD ["producer"]

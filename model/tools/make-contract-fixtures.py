@@ -1,5 +1,7 @@
 """Writes tiny ONNX models that break the memscore model contract in one way each, for the
-worker's contract-checking tests (test/fixtures/models/). Run: /usr/bin/python3 model/tools/make-contract-fixtures.py"""
+worker's contract-checking tests (test/fixtures/models/), and one that keeps the contract but
+never finishes a batch (stalls-mid-batch: the inference watchdog's test).
+Run: /usr/bin/python3 model/tools/make-contract-fixtures.py"""
 import os
 import sys
 
@@ -49,9 +51,59 @@ def model(input_shape, gradcam_shape, meta, name):
     onnx.save(m, os.path.join(OUT, name + ".onnx"))
 
 
+def stalling_model(name):
+    """contract-ok, but the score goes through a Loop of 2**62 iterations: it loads like any
+    model and every batch then runs in native code without end, as on a hung GPU."""
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])
+    score = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    gradcam = helper.make_tensor_value_info("gradcam", TensorProto.FLOAT, ["N", 7, 7])
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["v_in", "zero"], ["v_out"]),
+        ],
+        "spin",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["N"]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["N"]),
+        ],
+        initializer=[helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
+    )
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Loop", ["trips", "always", "mean"], ["score"], body=body),
+        helper.make_node("Slice", ["image", "starts", "ends", "slice_axes"], ["patch"]),
+        helper.make_node("ReduceSum", ["patch", "ch"], ["patch_sum"], keepdims=0),
+        helper.make_node("Mul", ["patch_sum", "zero"], ["gradcam"]),
+    ]
+    inits = [
+        helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
+        helper.make_tensor("always", TensorProto.BOOL, [], [True]),
+        helper.make_tensor("starts", TensorProto.INT64, [2], [0, 0]),
+        helper.make_tensor("ends", TensorProto.INT64, [2], [7, 7]),
+        helper.make_tensor("slice_axes", TensorProto.INT64, [2], [2, 3]),
+        helper.make_tensor("ch", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+    ]
+    graph = helper.make_graph(nodes, name, [image], [score, gradcam], initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    for k, v in {**GOOD_META, "memscore.name": "stalls-mid-batch"}.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(OUT, name + ".onnx"))
+
+
 os.makedirs(OUT, exist_ok=True)
 model(["N", 3, 224, 224], ["N", 7, 7], GOOD_META, "contract-ok")
 model(["N", 3, 128, 128], ["N", 7, 7], GOOD_META, "wrong-input-size")
 model(["N", 3, 224, 224], ["N", 7, 7], {k: v for k, v in GOOD_META.items() if k != "memscore.mean"}, "missing-mean")
 model([1, 3, 224, 224], ["N", 7, 7], GOOD_META, "static-batch")
+stalling_model("stalls-mid-batch")
 print("wrote", OUT)

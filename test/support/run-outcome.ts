@@ -61,7 +61,7 @@ export async function readResults(
 
 /**
  * Checks every output under a prefix the way a user would open them: every record is JSON, every
- * heatmap decodes in full as a PNG. Returns the problems found (empty when all is well).
+ * heatmap (JPEG, PNG or WebP) decodes in full. Returns the problems found (empty when all is well).
  */
 export async function findCorruptOutputs(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   const problems: string[] = [];
@@ -70,7 +70,7 @@ export async function findCorruptOutputs(s3: S3Client, bucket: string, prefix: s
     const bytes = await getBytes(s3, bucket, key);
     try {
       if (key.endsWith(".json")) JSON.parse(bytes.toString("utf8"));
-      else if (key.endsWith(".heatmap.png")) {
+      else if (/\.heatmap\.(jpg|png|webp)$/.test(key)) {
         const { info } = await sharp(bytes, { failOn: "truncated" })
           .raw()
           .toBuffer({ resolveWithObject: true });

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import type { ConfigOverrides } from "@memscore/shared";
 import { UsageError } from "./usage-error.js";
 
 type OptionSpec = NonNullable<Parameters<typeof parseArgs>[0]>["options"];
@@ -25,4 +26,20 @@ export function parseCommandArgs<O extends OptionSpec>(
 export function stringFlag(values: Record<string, unknown>, name: string): string | undefined {
   const v = values[name];
   return typeof v === "string" ? v : undefined;
+}
+
+/**
+ * Collects the flags that map one-to-one onto config fields; resolveConfig then validates them,
+ * naming the field of a bad value.
+ */
+export function configOverrides(
+  values: Record<string, unknown>,
+  mapping: Readonly<Record<string, keyof ConfigOverrides>>,
+): ConfigOverrides {
+  const overrides: ConfigOverrides = {};
+  for (const [flag, key] of Object.entries(mapping)) {
+    const value = stringFlag(values, flag);
+    if (value !== undefined) overrides[key] = value;
+  }
+  return overrides;
 }

@@ -11,3 +11,4 @@ export {
   startLocalS3,
 } from "./local-services/index.js";
 export { main } from "./main.js";
+export { FORCED_STOP_EXIT_MS } from "./shutdown.js";

@@ -7,6 +7,7 @@ import {
   type MemscoreConfig,
   MemscoreError,
   type OpsServer,
+  type ReadinessCondition,
   type ReadinessReport,
   registerQueueMetrics,
   startOpsServer,
@@ -28,6 +29,8 @@ export interface ProcessOpsOptions {
   logger: Logger;
   /** The process's own readiness conditions; Redis reachability is always added. @defaultValue none */
   readiness?: () => ReadinessReport;
+  /** Whether the process is alive and working (`/healthz`). @defaultValue always alive */
+  liveness?: () => ReadinessCondition;
   /** Overrides config.metricsPort (e.g. a command-line flag). */
   port?: number;
 }
@@ -69,6 +72,7 @@ export async function startProcessOps(
       registry,
       logger: options.logger,
       readiness: async () => ({ ...options.readiness?.(), redis: await checkRedis(redis, 1_000) }),
+      ...(options.liveness && { liveness: options.liveness }),
     });
   } catch (error) {
     await closeConnections();

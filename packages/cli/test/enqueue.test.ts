@@ -156,9 +156,10 @@ describe("memscore enqueue", () => {
     for await (const o of storage.list({ bucket: inBucket, key: "set/" })) etags.set(o.key.slice(4), o.etag);
     const skipOut = `s3://${outBucket}/skip/`;
     for (const rel of ["0.jpg", "1.jpg", "10.jpg"]) {
-      await storage.put(outputLocations(skipOut, rel).record, "{}", {
+      await storage.put(outputLocations(skipOut, rel, "jpeg").record, "{}", {
         contentType: "application/json",
         metadata: {
+          [RECORD_METADATA.heatmapFormat]: "jpeg",
           [RECORD_METADATA.inputEtag]: etags.get(rel) as string,
           [RECORD_METADATA.modelSha256]: sha,
           [RECORD_METADATA.status]: "scored",

@@ -70,7 +70,7 @@ describe("memscore score", () => {
     const [line, good] = jsonLines<Line>(result.stdout);
     expect([line?.width, line?.height]).toEqual([2000, 1000]);
     const meta = await sharp(line?.heatmap as string).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(["png", 1024, 512]);
+    expect([meta.format, meta.width, meta.height]).toEqual(["jpeg", 1024, 512]);
     const small = await sharp(good?.heatmap as string).metadata();
     expect([small.width, small.height]).toEqual([320, 240]);
     expect((await readdir(heatmaps)).length).toBeGreaterThan(0);

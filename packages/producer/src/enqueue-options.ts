@@ -1,5 +1,7 @@
 import {
   ConfigError,
+  type HeatmapFormat,
+  isHeatmapFormat,
   type Logger,
   MAX_CHUNK_IMAGES,
   parseS3Uri,
@@ -43,6 +45,8 @@ export interface EnqueueRunOptions {
   skipExisting?: boolean;
   /** sha256 of the model the workers run; required with `skipExisting`. @defaultValue "" */
   modelSha256?: string;
+  /** How the run stores heatmaps (put in every chunk job; workers follow it). @defaultValue "jpeg" */
+  heatmapFormat?: HeatmapFormat;
   /** List (and skip-check) only: nothing is written to Redis or S3. @defaultValue false */
   dryRun?: boolean;
   /** @defaultValue silentLogger */
@@ -86,6 +90,9 @@ export function resolveEnqueueOptions(options: EnqueueRunOptions): ResolvedEnque
       "skip-existing needs the model's sha256 to tell current records from stale ones",
     );
   }
+  const heatmapFormat = options.heatmapFormat ?? "jpeg";
+  if (!isHeatmapFormat(heatmapFormat))
+    throw new ConfigError("heatmapFormat", "expected one of jpeg, png, webp, none");
   const output = parseS3Uri(options.outputPrefix);
   options.storage.assertAllowed(output.bucket);
   return {
@@ -94,6 +101,7 @@ export function resolveEnqueueOptions(options: EnqueueRunOptions): ResolvedEnque
     maxPending: positiveInteger("maxPending", options.maxPending ?? 1000, 10_000_000),
     skipExisting: options.skipExisting ?? false,
     modelSha256,
+    heatmapFormat,
     dryRun: options.dryRun ?? false,
     logger: options.logger ?? silentLogger,
     pollMs: positiveInteger("pollMs", options.pollMs ?? 150, 60_000),

@@ -63,13 +63,14 @@ function toChunkImage(image: ListedImage): ChunkImage {
   return { uri: image.uri, rel: image.rel, ...(image.size !== undefined && { size: image.size }) };
 }
 
-/** A skipped image's row: its current record was written with `modelSha256` (--skip-existing). */
-function skippedRow(outputPrefix: string, image: ListedImage, modelSha256: string): ResultRow {
+/** A skipped image's row: its current record was written with `o.modelSha256` (--skip-existing). */
+function skippedRow(o: ResolvedEnqueueOptions, image: ListedImage): ResultRow {
+  const { heatmap } = outputLocations(o.outputPrefix, image.rel, o.heatmapFormat);
   return {
     uri: image.uri,
     status: "skipped",
-    heatmap: formatS3Uri(outputLocations(outputPrefix, image.rel).heatmap),
-    model_sha256: modelSha256,
+    ...(heatmap && { heatmap: formatS3Uri(heatmap) }),
+    model_sha256: o.modelSha256,
   };
 }
 
@@ -87,7 +88,7 @@ function withSkipDecisions(
     images,
     async (image) => ({
       image,
-      skip: await hasCurrentRecord(o.storage, o.outputPrefix, image, o.modelSha256),
+      skip: await hasCurrentRecord(o.storage, o.outputPrefix, image, o.modelSha256, o.heatmapFormat),
     }),
     o.headConcurrency,
   );
@@ -241,6 +242,7 @@ async function enqueueSlots(
           runId: o.runId,
           chunkIndex: s.index,
           outputPrefix: o.outputPrefix,
+          heatmapFormat: o.heatmapFormat,
           images: s.images,
         } as ChunkJobData,
         opts: { jobId: chunkJobId(o.runId, s.index) },
@@ -281,7 +283,7 @@ async function enqueueSlots(
   for await (const { image, skip } of withSkipDecisions(source.list(checkpoint?.cursor), o)) {
     o.signal?.throwIfAborted();
     state.imagesListed++;
-    if (skip) slot.skipped.push(skippedRow(o.outputPrefix, image, o.modelSha256));
+    if (skip) slot.skipped.push(skippedRow(o, image));
     else slot.images.push(toChunkImage(image));
     slot.cursor = image.cursor;
     if (slot.images.length + slot.skipped.length === o.chunkSize) {

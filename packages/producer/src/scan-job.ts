@@ -1,4 +1,10 @@
-import { ConfigError, MAX_CHUNK_IMAGES, parseS3Uri } from "@memscore/shared";
+import {
+  ConfigError,
+  type HeatmapFormat,
+  isHeatmapFormat,
+  MAX_CHUNK_IMAGES,
+  parseS3Uri,
+} from "@memscore/shared";
 import type { JobsOptions } from "bullmq";
 
 /** BullMQ job name of a scheduled scan. */
@@ -26,6 +32,8 @@ export interface ScanJobData {
   skipExisting: boolean;
   /** Images per chunk job. @defaultValue enqueueRun's default (64) */
   chunkSize?: number;
+  /** How each run stores heatmaps. @defaultValue the producer's MEMSCORE_HEATMAP_FORMAT */
+  heatmapFormat?: HeatmapFormat;
   /** Most unfinished chunks of a run. @defaultValue enqueueRun's default (1000) */
   maxPending?: number;
 }
@@ -92,6 +100,8 @@ export function validateScanJob(raw: unknown): ScanJobData {
   if (typeof data.skipExisting !== "boolean") throw new ConfigError("skipExisting", "expected a boolean");
   const chunkSize = optionalInteger(data, "chunkSize", MAX_CHUNK_IMAGES);
   const maxPending = optionalInteger(data, "maxPending", 10_000_000);
+  if (data.heatmapFormat !== undefined && !isHeatmapFormat(data.heatmapFormat))
+    throw new ConfigError("heatmapFormat", "expected one of jpeg, png, webp, none");
   return {
     v: 1,
     schedule: data.schedule,
@@ -100,5 +110,6 @@ export function validateScanJob(raw: unknown): ScanJobData {
     skipExisting: data.skipExisting,
     ...(chunkSize !== undefined && { chunkSize }),
     ...(maxPending !== undefined && { maxPending }),
+    ...(data.heatmapFormat !== undefined && { heatmapFormat: data.heatmapFormat as HeatmapFormat }),
   };
 }

@@ -1,6 +1,8 @@
 import {
   ConfigError,
+  closeRedisConnection,
   describeError,
+  type HeatmapFormat,
   type Logger,
   RunState,
   S3UriError,
@@ -33,6 +35,8 @@ export interface ScanServiceOptions {
   queueName: string;
   /** sha256 of the model the workers run, asked once per scan (it may change between scans). */
   modelSha256: () => Promise<string>;
+  /** Heatmap format of scans whose schedule names none (MEMSCORE_HEATMAP_FORMAT). */
+  heatmapFormat: HeatmapFormat;
   logger: Logger;
   /** Scans this process runs at once. @defaultValue 1 */
   concurrency?: number;
@@ -234,6 +238,7 @@ export class ScanService {
       outputPrefix: data.outputPrefix,
       skipExisting: data.skipExisting,
       modelSha256,
+      heatmapFormat: data.heatmapFormat ?? this.options.heatmapFormat,
       logger,
       signal,
       ...(data.chunkSize !== undefined && { chunkSize: data.chunkSize }),
@@ -342,7 +347,7 @@ export class ScanService {
       } finally {
         if (timer) clearTimeout(timer);
       }
-      for (const step of [() => this.queue.close(), () => this.options.redis.quit()]) {
+      for (const step of [() => this.queue.close(), () => closeRedisConnection(this.options.redis)]) {
         try {
           await step();
         } catch (error) {

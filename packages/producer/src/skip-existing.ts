@@ -1,12 +1,19 @@
-import { outputLocations, parseS3Uri, RECORD_METADATA, type Storage } from "@memscore/shared";
+import {
+  type HeatmapFormat,
+  outputLocations,
+  parseS3Uri,
+  RECORD_METADATA,
+  type Storage,
+} from "@memscore/shared";
 import type { ListedImage } from "./listed-image.js";
 
 const unquote = (etag: string | undefined): string => (etag ?? "").replace(/^"|"$/g, "");
 
 /**
- * Whether an image already has a scored output record for this exact input and model, judged
- * from the record's S3 metadata with a HEAD (no GET). A record from another model, an error
- * record, or one written for an older version of the input (another ETag) means "score again".
+ * Whether an image already has a scored output record for this exact input, model and heatmap
+ * format, judged from the record's S3 metadata with a HEAD (no GET). A record from another model,
+ * an error record, one whose heatmap has another format (the run asks for another file), or one
+ * written for an older version of the input (another ETag) means "score again".
  * Manifest entries carry no ETag, so the input itself is HEADed too; a missing input is never
  * skipped (the worker gives it a `not_found` outcome).
  */
@@ -15,12 +22,15 @@ export async function hasCurrentRecord(
   outputPrefix: string,
   image: ListedImage,
   modelSha256: string,
+  heatmapFormat: HeatmapFormat,
 ): Promise<boolean> {
-  const record = await storage.head(outputLocations(outputPrefix, image.rel).record);
+  const record = await storage.head(outputLocations(outputPrefix, image.rel, heatmapFormat).record);
   if (!record) return false;
   const meta = record.metadata;
   if (meta[RECORD_METADATA.status] !== "scored" || meta[RECORD_METADATA.modelSha256] !== modelSha256)
     return false;
+  // Records from before heatmap formats existed carry no format: they wrote PNG heatmaps.
+  if ((meta[RECORD_METADATA.heatmapFormat] ?? "png") !== heatmapFormat) return false;
   let inputEtag = image.etag;
   if (inputEtag === undefined) inputEtag = (await storage.head(parseS3Uri(image.uri)))?.etag;
   return (

@@ -248,17 +248,18 @@ describe("enqueueRun", () => {
     expect(snapshot).toMatchObject({ imagesScored: 120, chunksDone: 60, listingDone: true });
   });
 
-  it("skips images whose record is current for this input and model, and reports them", async () => {
+  it("skips images whose record is current for this input, model and heatmap format, and reports them", async () => {
     const prefix = "skip/";
     const names = ["0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg"];
     for (const [i, n] of names.entries()) await put(inBucket, `${prefix}${n}`, `image ${i}`);
     const etags = new Map<string, string>();
     for await (const o of storage.list({ bucket: inBucket, key: prefix }))
       etags.set(o.key.slice(prefix.length), o.etag);
-    const record = (rel: string, meta: { etag?: string; sha?: string; status?: string }) =>
-      storage.put(outputLocations(out, rel).record, "{}", {
+    const record = (rel: string, meta: { etag?: string; sha?: string; status?: string; format?: string }) =>
+      storage.put(outputLocations(out, rel, "jpeg").record, "{}", {
         contentType: "application/json",
         metadata: {
+          [RECORD_METADATA.heatmapFormat]: meta.format ?? "jpeg",
           [RECORD_METADATA.inputEtag]: meta.etag ?? (etags.get(rel) as string),
           [RECORD_METADATA.modelSha256]: meta.sha ?? SHA_A,
           [RECORD_METADATA.status]: meta.status ?? "scored",
@@ -269,6 +270,7 @@ describe("enqueueRun", () => {
     await record("2.jpg", {});
     await record("3.jpg", { status: "error" });
     await record("4.jpg", { etag: "0123456789abcdef0123456789abcdef" }); // the input changed since
+    await record("5.jpg", { format: "png" }); // current, but this run asks for JPEG heatmaps
 
     const base = {
       storage,
@@ -314,7 +316,7 @@ describe("enqueueRun", () => {
         .sort(),
     ).toEqual(["0.jpg", "1.jpg", "2.jpg"].map((n) => `s3://${inBucket}/${prefix}${n}`));
     expect(rows.find((r) => r.status === "skipped" && r.uri.endsWith("/0.jpg"))?.heatmap).toBe(
-      `${out}0.jpg.heatmap.png`,
+      `${out}0.jpg.heatmap.jpg`,
     );
   });
 
@@ -327,9 +329,10 @@ describe("enqueueRun", () => {
       for await (const o of storage.list({ bucket: inBucket, key: prefix })) l.push(o);
       return l;
     })();
-    await storage.put(outputLocations(out, "only.jpg").record, "{}", {
+    await storage.put(outputLocations(out, "only.jpg", "jpeg").record, "{}", {
       contentType: "application/json",
       metadata: {
+        [RECORD_METADATA.heatmapFormat]: "jpeg",
         [RECORD_METADATA.inputEtag]: listed?.etag as string,
         [RECORD_METADATA.modelSha256]: SHA_A,
         [RECORD_METADATA.status]: "scored",
@@ -349,7 +352,7 @@ describe("enqueueRun", () => {
     const csv = await storage.getText(parseS3Uri(resultsUri(out, "all-skipped", "csv")));
     expect(csv?.trim().split("\n")).toEqual([
       "uri,status,score,heatmap,error_reason,error_message,model_sha256",
-      `s3://${inBucket}/${prefix}only.jpg,skipped,,${out}only.jpg.heatmap.png,,,${SHA_A}`,
+      `s3://${inBucket}/${prefix}only.jpg,skipped,,${out}only.jpg.heatmap.jpg,,,${SHA_A}`,
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { ConfigError } from "./errors.js";
+import { HEATMAP_FORMATS, type HeatmapFormat } from "./heatmap-format.js";
 import type { LogLevel } from "./logger.js";
 
 /** Execution providers the worker can ask ONNX Runtime for; `auto` takes the first that initialises. */
@@ -48,11 +49,11 @@ export interface MemscoreConfig {
    */
   decodeThreads: number;
   /**
-   * `MEMSCORE_RENDER_THREADS`: worker threads that render heatmaps (their per-pixel work is
-   * JavaScript); 0 renders on the main thread. The main thread otherwise caps a worker at about
-   * one core's worth of rendering, which a GPU outpaces. @defaultValue ⌊cores ÷ 4⌋ (0 on 2 cores)
+   * `MEMSCORE_PIPELINE_THREADS`: threads that carry images through fetch, decode, render and
+   * put, each with its own S3 client, so per-image work uses every core instead of the main
+   * thread (which keeps only per-chunk work). @defaultValue the core count
    */
-  renderThreads: number;
+  pipelineThreads: number;
   /**
    * `MEMSCORE_MAX_IMAGES_IN_FLIGHT`: images between fetch and put at once, across all chunks: the
    * bound on a worker's image memory. @defaultValue max(4 × batch size, 32)
@@ -62,6 +63,14 @@ export interface MemscoreConfig {
   batchSize: number;
   /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
   maxBatchDelayMs: number;
+  /**
+   * `MEMSCORE_INFERENCE_TIMEOUT_MS`: a batch running longer means the engine is wedged (a GPU
+   * fault, a hung native call): the worker hands its chunks back, takes no more, and fails
+   * `/healthz` so it is restarted. @defaultValue 60000
+   */
+  inferenceTimeoutMs: number;
+  /** `MEMSCORE_MODEL_LOAD_TIMEOUT_MS`: `/healthz` fails while a model load takes longer. @defaultValue 600000 */
+  modelLoadTimeoutMs: number;
   /** `MEMSCORE_CONCURRENCY`: chunk jobs a worker processes at once. @defaultValue 4 */
   concurrency: number;
   /** `MEMSCORE_MAX_IMAGE_BYTES`: larger objects are refused before download. @defaultValue 52428800 (50 MiB) */
@@ -70,6 +79,13 @@ export interface MemscoreConfig {
   maxImagePixels: number;
   /** `MEMSCORE_HEATMAP_MAX_SIDE`: long side of heatmap overlays, in pixels. @defaultValue 1024 */
   heatmapMaxSide: number;
+  /**
+   * `MEMSCORE_HEATMAP_FORMAT`: `jpeg`, `png` (lossless), `webp`, or `none` (scores only). Runs
+   * record it: enqueue puts it in every chunk job, and workers follow the job. @defaultValue "jpeg"
+   */
+  heatmapFormat: HeatmapFormat;
+  /** `MEMSCORE_HEATMAP_QUALITY`: JPEG and WebP quality, 1–100. @defaultValue 85 */
+  heatmapQuality: number;
   /** `MEMSCORE_METRICS_HOST`: bind address of the metrics/health server. @defaultValue "127.0.0.1" */
   metricsHost: string;
   /** `MEMSCORE_METRICS_PORT`: 0 picks a free port. @defaultValue 9464 */
@@ -193,10 +209,10 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   ortThreadSpinning: { env: "MEMSCORE_ORT_THREAD_SPINNING", parse: boolean, fallback: () => false },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
   decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },
-  renderThreads: {
-    env: "MEMSCORE_RENDER_THREADS",
-    parse: integer(0, 256),
-    fallback: () => Math.floor(availableParallelism() / 4),
+  pipelineThreads: {
+    env: "MEMSCORE_PIPELINE_THREADS",
+    parse: integer(1, 256),
+    fallback: () => availableParallelism(),
   },
   // After batchSize: the default reads it.
   maxImagesInFlight: {
@@ -205,6 +221,16 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     fallback: (c) => Math.max(4 * (c.batchSize ?? 16), 32),
   },
   maxBatchDelayMs: { env: "MEMSCORE_MAX_BATCH_DELAY_MS", parse: integer(0, 60_000), fallback: () => 20 },
+  inferenceTimeoutMs: {
+    env: "MEMSCORE_INFERENCE_TIMEOUT_MS",
+    parse: integer(100, 24 * 3_600_000),
+    fallback: () => 60_000,
+  },
+  modelLoadTimeoutMs: {
+    env: "MEMSCORE_MODEL_LOAD_TIMEOUT_MS",
+    parse: integer(1_000, 24 * 3_600_000),
+    fallback: () => 600_000,
+  },
   concurrency: { env: "MEMSCORE_CONCURRENCY", parse: integer(1, 256), fallback: () => 4 },
   maxImageBytes: {
     env: "MEMSCORE_MAX_IMAGE_BYTES",
@@ -217,6 +243,8 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     fallback: () => 100_000_000,
   },
   heatmapMaxSide: { env: "MEMSCORE_HEATMAP_MAX_SIDE", parse: integer(7, 16_384), fallback: () => 1024 },
+  heatmapFormat: { env: "MEMSCORE_HEATMAP_FORMAT", parse: oneOf(HEATMAP_FORMATS), fallback: () => "jpeg" },
+  heatmapQuality: { env: "MEMSCORE_HEATMAP_QUALITY", parse: integer(1, 100), fallback: () => 85 },
   metricsHost: { env: "MEMSCORE_METRICS_HOST", parse: text, fallback: () => "127.0.0.1" },
   metricsPort: { env: "MEMSCORE_METRICS_PORT", parse: integer(0, 65_535), fallback: () => 9464 },
   logLevel: {

@@ -1,17 +1,19 @@
 /**
  * Why an image could not be scored. Stable strings: they appear in output records, in the run's
  * results table and as a metric label, so dashboards and users can rely on them.
+ * `retries_exhausted`: transient faults (S3 5xx, timeouts) persisted through every retry of the chunk.
  */
-export type ImageErrorReason =
-  | "not_image"
-  | "unsupported_format"
-  | "too_large"
-  | "decode_failed"
-  | "not_found"
-  | "forbidden"
-  | "invalid_uri"
-  /** Transient faults (S3 5xx, timeouts) persisted through every retry of the chunk. */
-  | "retries_exhausted";
+export const IMAGE_ERROR_REASONS = [
+  "not_image",
+  "unsupported_format",
+  "too_large",
+  "decode_failed",
+  "not_found",
+  "forbidden",
+  "invalid_uri",
+  "retries_exhausted",
+] as const;
+export type ImageErrorReason = (typeof IMAGE_ERROR_REASONS)[number];
 
 /** Base class for errors memscore raises on purpose; `code` is stable and machine-readable. */
 export class MemscoreError extends Error {

@@ -6,14 +6,24 @@ export {
   type MemscoreConfig,
   resolveConfig,
 } from "./config.js";
+export { type Settled, settleWithin } from "./deadline.js";
 export {
   ConfigError,
   describeError,
+  IMAGE_ERROR_REASONS,
   ImageError,
   type ImageErrorReason,
   MemscoreError,
   ModelContractError,
 } from "./errors.js";
+export {
+  HEATMAP_FORMATS,
+  type HeatmapFileFormat,
+  type HeatmapFormat,
+  heatmapContentType,
+  heatmapSuffix,
+  isHeatmapFormat,
+} from "./heatmap-format.js";
 export {
   type ChunkImage,
   type ChunkJobData,
@@ -55,7 +65,7 @@ export {
   type ReadinessCondition,
   type ReadinessReport,
 } from "./readiness.js";
-export { createRedisConnection, describeRedisUrl } from "./redis.js";
+export { closeRedisConnection, createRedisConnection, describeRedisUrl } from "./redis.js";
 export { checkRedisEvictionPolicy, RedisConfigError } from "./redis-checks.js";
 export {
   finalizeRunResults,

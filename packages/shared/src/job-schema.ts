@@ -1,11 +1,12 @@
 import { MemscoreError } from "./errors.js";
+import { type HeatmapFormat, isHeatmapFormat } from "./heatmap-format.js";
 import { assertBucketAllowed, parseS3Uri } from "./s3-uri.js";
 
 /** One image of a chunk: where to read it and where (relative to the run's output prefix) to write. */
 export interface ChunkImage {
   /** `s3://bucket/key` of the input image. */
   uri: string;
-  /** Output path relative to the output prefix (outputs are `<rel>.json`, `<rel>.heatmap.png`). */
+  /** Output path relative to the output prefix (outputs are `<rel>.json`, `<rel>.heatmap.<ext>`). */
   rel: string;
   /** Size from the listing, when known: lets the worker refuse oversized objects before any GET. */
   size?: number;
@@ -22,6 +23,8 @@ export interface ChunkJobData {
   chunkIndex: number;
   /** `s3://bucket/prefix/` of this run's outputs. */
   outputPrefix: string;
+  /** How the run stores heatmaps; absent in jobs of earlier versions, which wrote PNG. */
+  heatmapFormat?: HeatmapFormat;
   images: ChunkImage[];
 }
 
@@ -79,6 +82,8 @@ export function validateChunkJob(data: unknown, options: JobValidationOptions): 
       `outputPrefix bucket "${output.bucket}" is not the configured output bucket "${options.outputBucket}"`,
     );
   }
+  if (data.heatmapFormat !== undefined && !isHeatmapFormat(data.heatmapFormat))
+    fail(`heatmapFormat must be one of jpeg, png, webp, none, got ${JSON.stringify(data.heatmapFormat)}`);
   if (!Array.isArray(data.images) || data.images.length === 0 || data.images.length > MAX_CHUNK_IMAGES) {
     fail(`images must be a list of 1 to ${MAX_CHUNK_IMAGES} entries`);
   }
@@ -111,6 +116,7 @@ export function validateChunkJob(data: unknown, options: JobValidationOptions): 
     runId: data.runId as string,
     chunkIndex: data.chunkIndex as number,
     outputPrefix: data.outputPrefix as string,
+    ...(data.heatmapFormat !== undefined && { heatmapFormat: data.heatmapFormat as HeatmapFormat }),
     images,
   };
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { describeError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import type { ReadinessCheck, ReadinessReport } from "./readiness.js";
+import type { ReadinessCheck, ReadinessCondition, ReadinessReport } from "./readiness.js";
 
 export interface OpsServerOptions {
   /** Bind address; `0.0.0.0` in containers. */
@@ -13,6 +13,12 @@ export interface OpsServerOptions {
   registry: Registry;
   /** Conditions `/readyz` reports; the process is ready when every one is `true`. @defaultValue always ready */
   readiness?: ReadinessCheck;
+  /**
+   * Whether the process is alive and working: `true`, or why not (a wedged inference engine, a
+   * model load that never ends). `/healthz` answers 503 with the reason, so an orchestrator
+   * restarts the process. @defaultValue always alive
+   */
+  liveness?: () => ReadinessCondition;
   /** A readiness check slower than this answers 503. @defaultValue 2000 */
   readinessTimeoutMs?: number;
   logger?: Logger;
@@ -57,7 +63,8 @@ async function readiness(check: ReadinessCheck | undefined, timeoutMs: number): 
 
 /**
  * Starts the HTTP server every long-running memscore process exposes:
- * `/metrics` (Prometheus text format), `/healthz` (200 while the process is alive) and
+ * `/metrics` (Prometheus text format), `/healthz` (200 while the process is alive and working,
+ * else 503 with the reason) and
  * `/readyz` (200 when every readiness condition holds, else 503 with a JSON body naming the
  * conditions that do not). Rejects if the address cannot be bound (e.g. the port is in use).
  */
@@ -77,9 +84,12 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         send(res, 200, options.registry.contentType, body, head);
         return;
       }
-      case "/healthz":
-        sendJson(res, 200, { status: "alive" }, head);
+      case "/healthz": {
+        const alive = options.liveness?.() ?? true;
+        if (alive === true) sendJson(res, 200, { status: "alive" }, head);
+        else sendJson(res, 503, { status: "unhealthy", reason: alive }, head);
         return;
+      }
       case "/readyz": {
         const checks = await readiness(options.readiness, timeoutMs);
         const notReady = Object.entries(checks)

@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline";
 import { PassThrough } from "node:stream";
 import type { ImageErrorReason } from "./errors.js";
+import { type HeatmapFormat, heatmapSuffix } from "./heatmap-format.js";
 import { ParquetResultsWriter } from "./results-parquet.js";
 import { asPrefix, formatS3Uri, parseS3Uri, type S3Location, safeRelativeKey } from "./s3-uri.js";
 import type { Storage } from "./storage.js";
@@ -14,6 +15,7 @@ export interface ImageRecord {
   gradcam?: number[][];
   /** The raw grid's maximum, so the unnormalised grid can be recovered. */
   gradcam_max?: number;
+  /** URI of the overlay; its extension is the run's heatmap format. Absent with format `none`. */
   heatmap?: string;
   error?: { reason: ImageErrorReason | string; message: string };
   model: { name: string; version: string; sha256: string; trained: boolean };
@@ -28,6 +30,8 @@ export const RECORD_METADATA = {
   inputEtag: "input-etag",
   modelSha256: "model-sha256",
   status: "status",
+  /** Absent on records written before heatmap formats existed: those wrote PNG. */
+  heatmapFormat: "heatmap-format",
 } as const;
 
 /** One row of a run's results table. */
@@ -42,16 +46,18 @@ export interface ResultRow {
   model_sha256?: string;
 }
 
-/** Where one image's outputs go. */
+/** Where one image's outputs go: `<rel>.json`, and `<rel>.heatmap.<ext>` unless the format is `none`. */
 export function outputLocations(
   outputPrefix: string,
   rel: string,
-): { record: S3Location; heatmap: S3Location } {
+  heatmapFormat: HeatmapFormat,
+): { record: S3Location; heatmap: S3Location | undefined } {
   const out = parseS3Uri(outputPrefix);
   const base = asPrefix(out.key) + safeRelativeKey(rel);
   return {
     record: { bucket: out.bucket, key: `${base}.json` },
-    heatmap: { bucket: out.bucket, key: `${base}.heatmap.png` },
+    heatmap:
+      heatmapFormat === "none" ? undefined : { bucket: out.bucket, key: base + heatmapSuffix(heatmapFormat) },
   };
 }
 

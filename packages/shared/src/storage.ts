@@ -1,6 +1,7 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { Readable } from "node:stream";
+import { crc32 } from "node:zlib";
 import {
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -61,13 +62,45 @@ export function classifyStorageError(error: unknown, what: string): Error {
   return new TransientStorageError(`${what}: ${status ? `HTTP ${status} ` : ""}${detail}`, { cause: error });
 }
 
+/**
+ * Whether PUT bodies go unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as the AWS SDKs for
+ * Java and Go do over HTTPS: TLS protects them in transit and S3 checks each body against the
+ * CRC32 every PUT carries, so SigV4's SHA-256 over the body (a second full pass, in the SDK's
+ * JavaScript middleware) adds nothing. Over plain HTTP (a local S3-compatible server) bodies
+ * stay signed.
+ */
+export function unsignedPayloadByDefault(endpoint: string): boolean {
+  return endpoint === "" || endpoint.startsWith("https://");
+}
+
+/** Marks PutObject bodies unsigned before the request is signed (the signer keeps a preset hash). */
+function addUnsignedPayload(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (context.commandName === "PutObjectCommand" && request.headers)
+        request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      return next(args);
+    },
+    { step: "build", name: "memscoreUnsignedPayload" },
+  );
+}
+
+/** The CRC32 of a body as S3 expects it in `x-amz-checksum-crc32` (base64 of 4 big-endian bytes). */
+function crc32Base64(body: Buffer | string): string {
+  const value = Buffer.allocUnsafe(4);
+  value.writeUInt32BE(crc32(body), 0);
+  return value.toString("base64");
+}
+
 /** Creates the S3 client for a config: custom endpoint + path style for S3-compatible servers. */
 export function createS3Client(
   config: Pick<MemscoreConfig, "s3Endpoint" | "s3ForcePathStyle" | "awsRegion">,
+  options: { unsignedPayload?: boolean } = {},
 ): S3Client {
   // Keep-alive sockets, bounded: a worker issues many small GET/PUTs in parallel.
   const agentOptions = { keepAlive: true, maxSockets: 64 };
-  return new S3Client({
+  const client = new S3Client({
     region: config.awsRegion,
     ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
     forcePathStyle: config.s3ForcePathStyle,
@@ -82,6 +115,8 @@ export function createS3Client(
       httpsAgent: new HttpsAgent(agentOptions),
     }),
   });
+  if (options.unsignedPayload ?? unsignedPayloadByDefault(config.s3Endpoint)) addUnsignedPayload(client);
+  return client;
 }
 
 /**
@@ -229,7 +264,10 @@ export class Storage {
     }
   }
 
-  /** Writes an object in one PUT: S3 makes it visible whole or not at all, never partially. */
+  /**
+   * Writes an object in one PUT: S3 makes it visible whole or not at all, never partially. The
+   * body's CRC32 goes with it (computed natively), so S3 refuses a body damaged on the way.
+   */
   async put(
     location: S3Location,
     body: Buffer | string,
@@ -243,6 +281,7 @@ export class Storage {
           Key: location.key,
           Body: body,
           ContentType: options.contentType,
+          ChecksumCRC32: crc32Base64(body),
           ...(options.metadata ? { Metadata: options.metadata } : {}),
         }),
       );

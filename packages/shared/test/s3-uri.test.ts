@@ -45,9 +45,15 @@ describe("s3:// URIs", () => {
 
   it("keeps outputs under the output prefix whatever the relative path", () => {
     expect(safeRelativeKey("a/../../b/./c.jpg")).toBe("a/%2E%2E/%2E%2E/b/%2E/c.jpg");
-    const { record, heatmap } = outputLocations("s3://out/scores", "../x.jpg");
+    const { record, heatmap } = outputLocations("s3://out/scores", "../x.jpg", "png");
     expect(record).toEqual({ bucket: "out", key: "scores/%2E%2E/x.jpg.json" });
-    expect(heatmap.key).toBe("scores/%2E%2E/x.jpg.heatmap.png");
+    expect(heatmap?.key).toBe("scores/%2E%2E/x.jpg.heatmap.png");
+  });
+
+  it("names the heatmap after its format, and none at all for scores only", () => {
+    expect(outputLocations("s3://out/p/", "a/b.jpg", "jpeg").heatmap?.key).toBe("p/a/b.jpg.heatmap.jpg");
+    expect(outputLocations("s3://out/p/", "a/b.jpg", "webp").heatmap?.key).toBe("p/a/b.jpg.heatmap.webp");
+    expect(outputLocations("s3://out/p/", "a/b.jpg", "none").heatmap).toBeUndefined();
   });
 });
 

@@ -40,6 +40,7 @@ export class DynamicBatcher<I, O> {
   private timer: NodeJS.Timeout | undefined;
   private busySince = 0;
   private idleWaiters: (() => void)[] = [];
+  private flushing = false;
   readonly stats: BatcherStats = { batches: 0, items: 0, busyMs: 0 };
 
   constructor(options: DynamicBatcherOptions<I, O>) {
@@ -65,6 +66,16 @@ export class DynamicBatcher<I, O> {
     return this.stats.busyMs + (this.running > 0 ? now - this.busySince : 0);
   }
 
+  /**
+   * Runs what is queued without waiting for fuller batches (when closing), then resolves once
+   * nothing is queued or running.
+   */
+  async flush(): Promise<void> {
+    this.flushing = true;
+    this.schedule();
+    await this.drain();
+  }
+
   /** Resolves once nothing is queued or running. */
   async drain(): Promise<void> {
     if (this.queue.length === 0 && this.running === 0) return;
@@ -74,7 +85,11 @@ export class DynamicBatcher<I, O> {
   private schedule(): void {
     if (this.queue.length === 0 || this.running >= this.options.maxConcurrentBatches) return;
     const waited = performance.now() - (this.queue[0] as Pending<I, O>).enqueuedAt;
-    if (this.queue.length >= this.options.maxBatchSize || waited >= this.options.maxDelayMs) {
+    if (
+      this.queue.length >= this.options.maxBatchSize ||
+      waited >= this.options.maxDelayMs ||
+      this.flushing
+    ) {
       this.clearTimer();
       this.launch(this.queue.splice(0, this.options.maxBatchSize));
       this.schedule(); // another slot may be free (maxConcurrentBatches > 1)

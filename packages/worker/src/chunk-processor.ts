@@ -3,39 +3,28 @@ import {
   type ChunkImage,
   type ChunkJobData,
   describeError,
-  formatS3Uri,
-  ImageError,
+  type HeatmapFormat,
   type ImageErrorReason,
-  type ImageRecord,
   type Logger,
   MemscoreError,
-  outputLocations,
-  parseS3Uri,
-  RECORD_METADATA,
   type ResultRow,
-  type Storage,
 } from "@memscore/shared";
-import { normaliseGrid } from "./heatmap.js";
-import type { InferenceEngine } from "./inference-engine.js";
-import type { ModelInfo } from "./model-runtime.js";
-import { prepareImage } from "./preprocess.js";
-import type { HeatmapRenderer } from "./render-pool.js";
+import type { PipelinePool } from "./pipeline-pool.js";
 import type { Semaphore } from "./semaphore.js";
-import { type StageObserver, timed } from "./stage-timings.js";
 
 /** Everything a chunk needs from its worker: shared by all chunks in flight. */
 export interface ChunkContext {
-  storage: Storage;
-  engine: InferenceEngine;
-  /** Renders heatmap overlays: on the main thread or in a pool of render threads. */
-  render: HeatmapRenderer;
-  model: ModelInfo;
-  limits: { maxImageBytes: number; maxImagePixels: number; heatmapMaxSide: number };
+  /** The pipeline threads that carry each image from fetch to put. */
+  pipeline: PipelinePool;
   /** Bounds images between fetch and put across all chunks: the worker's memory bound. */
   inFlight: Semaphore;
-  observe?: StageObserver;
+  /** The model's sha256, for the rows of images that never reached it (retries exhausted). */
+  modelSha256?: string;
   logger: Logger;
 }
+
+/** The heatmap format of jobs that name none: they come from producers that only wrote PNG. */
+const UNNAMED_HEATMAP_FORMAT: HeatmapFormat = "png";
 
 /** What a chunk produced: one row per image, in chunk order, and the counts for the run. */
 export interface ChunkOutcome {
@@ -57,159 +46,10 @@ export class ChunkRetryError extends MemscoreError {
   }
 }
 
-function gridRows(grid: Float32Array, size: number): number[][] {
-  const rows: number[][] = [];
-  for (let r = 0; r < size; r++) {
-    rows.push(Array.from(grid.subarray(r * size, (r + 1) * size), (v) => Math.round(v * 1e6) / 1e6));
-  }
-  return rows;
-}
-
-function rowFromRecord(record: ImageRecord): ResultRow {
-  if (record.status === "scored") {
-    return {
-      uri: record.uri,
-      status: "scored",
-      score: record.score as number,
-      ...(record.heatmap && { heatmap: record.heatmap }),
-      model_sha256: record.model.sha256,
-    };
-  }
-  return {
-    uri: record.uri,
-    status: "error",
-    error_reason: String(record.error?.reason ?? "unknown"),
-    error_message: record.error?.message ?? "",
-    model_sha256: record.model.sha256,
-  };
-}
-
 /**
- * On a retried or re-run chunk, an image whose record this run already wrote with this model is
- * not scored again: the record is its outcome. Records are written last (after the heatmap), so
- * a visible record means the image's outputs are complete.
- */
-async function previousOutcome(
-  ctx: ChunkContext,
-  job: ChunkJobData,
-  image: ChunkImage,
-): Promise<ResultRow | undefined> {
-  const { record } = outputLocations(job.outputPrefix, image.rel);
-  const text = await ctx.storage.getText(record);
-  if (!text) return undefined;
-  try {
-    const previous = JSON.parse(text) as ImageRecord;
-    if (
-      previous.run_id === job.runId &&
-      previous.model?.sha256 === ctx.model.sha256 &&
-      previous.uri === image.uri
-    ) {
-      return rowFromRecord(previous);
-    }
-  } catch {
-    // An unreadable record is simply rewritten.
-  }
-  return undefined;
-}
-
-function modelSummary(model: ModelInfo): ImageRecord["model"] {
-  return { name: model.name, version: model.version, sha256: model.sha256, trained: model.trained };
-}
-
-async function putRecord(
-  ctx: ChunkContext,
-  job: ChunkJobData,
-  image: ChunkImage,
-  record: ImageRecord,
-  etag: string,
-) {
-  const { record: location } = outputLocations(job.outputPrefix, image.rel);
-  await ctx.storage.put(location, JSON.stringify(record), {
-    contentType: "application/json",
-    // ASCII-only values: S3 user metadata does not carry other characters reliably.
-    metadata: {
-      [RECORD_METADATA.inputEtag]: etag,
-      [RECORD_METADATA.modelSha256]: ctx.model.sha256,
-      [RECORD_METADATA.status]: record.status,
-    },
-  });
-}
-
-/**
- * Scores one image end to end: fetch → decode → infer (batched with other images) → render →
- * put heatmap → put record. A permanent failure becomes an error record and row; a transient
- * one is rethrown so the chunk is retried.
- */
-async function processImage(ctx: ChunkContext, job: ChunkJobData, image: ChunkImage): Promise<ResultRow> {
-  const startedAt = new Date().toISOString();
-  const base = { uri: image.uri, model: modelSummary(ctx.model), run_id: job.runId, started_at: startedAt };
-  let etag = "";
-  let input: ImageRecord["input"] = {};
-  try {
-    if (image.size !== undefined && image.size > ctx.limits.maxImageBytes) {
-      throw new ImageError(
-        "too_large",
-        `${image.size} bytes exceeds the limit of ${ctx.limits.maxImageBytes}`,
-      );
-    }
-    const source = parseS3Uri(image.uri);
-    const fetched = await timed("fetch", ctx.observe, () =>
-      ctx.storage.get(source, ctx.limits.maxImageBytes),
-    );
-    etag = fetched.etag;
-    input = { etag, size: fetched.size };
-    const prepared = await timed("decode", ctx.observe, () =>
-      prepareImage(
-        fetched.body,
-        ctx.model,
-        { maxPixels: ctx.limits.maxImagePixels },
-        ctx.limits.heatmapMaxSide,
-      ),
-    );
-    input = { ...input, width: prepared.width, height: prepared.height, format: prepared.format };
-    const output = await ctx.engine.infer(prepared.rgb);
-    const png = await timed("render", ctx.observe, () =>
-      ctx.render(prepared.heatmapBase, output.gradcam, ctx.model.gridSize),
-    );
-    const { heatmap } = outputLocations(job.outputPrefix, image.rel);
-    let max = 0;
-    for (const v of output.gradcam) max = Math.max(max, v);
-    const record: ImageRecord = {
-      ...base,
-      status: "scored",
-      score: output.score,
-      gradcam: gridRows(normaliseGrid(output.gradcam), ctx.model.gridSize),
-      gradcam_max: max,
-      heatmap: formatS3Uri(heatmap),
-      input,
-      finished_at: new Date().toISOString(),
-    };
-    await timed("put", ctx.observe, async () => {
-      await ctx.storage.put(heatmap, png, { contentType: "image/png" });
-      await putRecord(ctx, job, image, record, etag);
-    });
-    return rowFromRecord(record);
-  } catch (error) {
-    if (!(error instanceof ImageError) && !(error instanceof MemscoreError && error.code === "invalid_uri"))
-      throw error;
-    const reason = (error instanceof ImageError ? error.reason : "invalid_uri") as ImageErrorReason;
-    const record: ImageRecord = {
-      ...base,
-      status: "error",
-      error: { reason, message: error.message },
-      input,
-      finished_at: new Date().toISOString(),
-    };
-    if (reason !== "invalid_uri") {
-      await timed("put", ctx.observe, () => putRecord(ctx, job, image, record, etag));
-    }
-    return rowFromRecord(record);
-  }
-}
-
-/**
- * Processes a chunk: every image concurrently (bounded by the worker-wide in-flight limit), so
- * images of all chunks share inference batches. Resolves with one row per image; rejects with
+ * Processes a chunk: every image is handed to the pipeline threads at once (bounded by the
+ * worker-wide in-flight limit), so images of all chunks share inference batches. The main thread
+ * only dispatches and collects rows. Resolves with one row per image; rejects with
  * {@link ChunkRetryError} if any image hit a transient fault, after the others have finished.
  */
 export async function processChunk(
@@ -219,18 +59,23 @@ export async function processChunk(
 ): Promise<ChunkOutcome> {
   let reused = 0;
   let reusedFailed = 0;
+  const heatmapFormat = job.heatmapFormat ?? UNNAMED_HEATMAP_FORMAT;
   const settled = await Promise.allSettled(
     job.images.map((image) =>
       ctx.inFlight.use(async () => {
-        if (attempt.rerun) {
-          const previous = await previousOutcome(ctx, job, image);
-          if (previous) {
-            reused++;
-            if (previous.status !== "scored") reusedFailed++;
-            return previous;
-          }
+        const result = await ctx.pipeline.score({
+          kind: "s3",
+          runId: job.runId,
+          outputPrefix: job.outputPrefix,
+          heatmapFormat,
+          image,
+          rerun: attempt.rerun,
+        });
+        if (result.reused) {
+          reused++;
+          if (result.row.status !== "scored") reusedFailed++;
         }
-        return processImage(ctx, job, image);
+        return result.row;
       }),
     ),
   );
@@ -255,7 +100,7 @@ export async function processChunk(
             status: "error",
             error_reason: "retries_exhausted",
             error_message: describeError(s.reason),
-            model_sha256: ctx.model.sha256,
+            ...(ctx.modelSha256 && { model_sha256: ctx.modelSha256 }),
           },
   );
   const counts: ChunkCounts = { scored: 0, failed: 0, failuresByReason: {} };

@@ -3,18 +3,29 @@ export { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 export { type ChunkContext, type ChunkOutcome, ChunkRetryError, processChunk } from "./chunk-processor.js";
 export { AUTO_PROVIDER_ORDER, type ExecutionProviderName, providerCandidates } from "./execution-provider.js";
 export {
+  encodeHeatmap,
   type HeatmapOptions,
   normaliseGrid,
   overlayHeatmap,
   renderHeatmap,
   upsampleGrid,
 } from "./heatmap.js";
-export { InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
+export { InferenceClient } from "./inference-client.js";
+export { type EngineStats, InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
 export { METADATA_KEYS, type ModelMetadata, parseModelMetadata } from "./model-metadata.js";
 export { type ModelInfo, type ModelOutput, ModelRuntime, type ModelRuntimeOptions } from "./model-runtime.js";
 export { resolveModelFile } from "./model-source.js";
 export { readOnnxMetadataProps } from "./onnx-metadata.js";
+export { PipelinePool, type PipelinePoolOptions, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
+export type {
+  FailedFile,
+  FileImageTask,
+  LocalScoreResult,
+  PipelineSettings,
+  S3ImageTask,
+  ScoredFile,
+} from "./pipeline-protocol.js";
 export { encodeRgbPng } from "./png-encoder.js";
 export {
   DECODE_MAX_SIDE,
@@ -27,17 +38,10 @@ export {
   resizePixels,
   rgbToTensor,
 } from "./preprocess.js";
-export {
-  type FailedFile,
-  isFailed,
-  type LocalScoreOptions,
-  type LocalScoreResult,
-  type ScoredFile,
-  scoreLocalFiles,
-} from "./score-local.js";
+export { gradcamRows, rowFromRecord } from "./score-image.js";
+export { isFailed, type LocalScoreOptions, LocalScorer } from "./score-local.js";
 export { Semaphore } from "./semaphore.js";
 export { STAGES, type Stage, type StageObserver, StageTotals } from "./stage-timings.js";
-export { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
 export { type ChunkJobOutcome, WorkerMetrics } from "./worker-metrics.js";
 export {
   type ChunkJobResult,

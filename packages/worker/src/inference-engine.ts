@@ -1,78 +1,138 @@
-import { DynamicBatcher } from "./batcher.js";
-import type { ModelOutput } from "./model-runtime.js";
-import { rgbToTensor } from "./preprocess.js";
-import type { StageObserver } from "./stage-timings.js";
-import type { BatchModel } from "./threaded-model-runtime.js";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
+import { type ExecutionProviderChoice, type Logger, silentLogger } from "@memscore/shared";
+import type {
+  ConnectMessage,
+  InferenceEvent,
+  InferenceReady,
+  InferenceThreadInit,
+} from "./inference-protocol.js";
+import type { ModelInfo } from "./model-runtime.js";
+import { type StartedThread, startThread, threadEntry } from "./thread-channel.js";
 
 export interface InferenceEngineOptions {
+  provider?: ExecutionProviderChoice;
+  /** ONNX Runtime intra-op threads. @defaultValue ONNX Runtime's own default (all cores) */
+  intraOpThreads?: number;
+  /** ONNX Runtime threads busy-wait between operators. @defaultValue false */
+  threadSpinning?: boolean;
+  /** Largest batch. */
   batchSize: number;
+  /** How long a partial batch waits for more images. */
   maxBatchDelayMs: number;
-  /** Batches running at once on the one session. @defaultValue 1 */
-  maxConcurrentBatches?: number;
-  observe?: StageObserver;
   /** Receives every batch's size (images) and inference time (seconds), for metrics. */
   onBatch?: (images: number, seconds: number) => void;
+  logger?: Logger;
+}
+
+/** Engine counters, as of the last batch. */
+export interface EngineStats {
+  batches: number;
+  items: number;
+  /** Milliseconds during which a batch was running. */
+  busyMs: number;
+  /** Images waiting for a batch. */
+  pending: number;
 }
 
 /**
- * The model behind a dynamic batcher: callers submit one image's model-sized RGB pixels each,
- * and images from every in-flight chunk share batches. The batch tensor is assembled (pixels
- * normalised straight into it) while the previous batch is still running, so the engine goes
- * straight from one inference to the next.
+ * The model behind a dynamic batcher, in its own thread (inference-thread.ts): one session,
+ * fed by every pipeline thread through a port of its own ({@link connect}), so images from all
+ * chunks in flight share batches while this (main) thread does none of the work. The main
+ * thread sees the engine through its batch events: counters for metrics and benchmarks, and
+ * how long the running batch has taken (the watchdog's input).
  */
 export class InferenceEngine {
-  readonly runtime: BatchModel;
-  private readonly batcher: DynamicBatcher<Uint8Array, ModelOutput>;
+  readonly info: ModelInfo;
   readonly batchSize: number;
+  /** The inference thread's OS thread id (Linux only), for CPU accounting by thread. */
+  readonly threadId: number | undefined;
+  private readonly thread: StartedThread<InferenceReady>;
+  private latest: EngineStats = { batches: 0, items: 0, busyMs: 0, pending: 0 };
+  private runningSince: number | undefined;
 
-  constructor(runtime: BatchModel, options: InferenceEngineOptions) {
-    this.runtime = runtime;
-    this.batchSize = options.batchSize;
-    const elements = runtime.imageElements;
-    this.batcher = new DynamicBatcher<Uint8Array, ModelOutput>({
-      maxBatchSize: options.batchSize,
-      maxDelayMs: options.maxBatchDelayMs,
-      maxConcurrentBatches: options.maxConcurrentBatches ?? 1,
-      runBatch: async (images) => {
-        const input = new Float32Array(images.length * elements);
-        for (const [i, rgb] of images.entries()) rgbToTensor(rgb, runtime.info, input, i * elements);
-        const start = performance.now();
-        const outputs = await runtime.run(input, images.length);
-        // Per-image share of the batch's inference time, so stage sums stay per image.
-        const seconds = (performance.now() - start) / 1000;
-        const perImage = seconds / images.length;
-        for (let i = 0; i < images.length; i++) options.observe?.("infer", perImage);
-        options.onBatch?.(images.length, seconds);
-        return outputs;
+  private constructor(thread: StartedThread<InferenceReady>, batchSize: number) {
+    this.thread = thread;
+    this.info = thread.ready.info;
+    this.threadId = thread.ready.threadId;
+    this.batchSize = batchSize;
+  }
+
+  /** Starts the thread and loads the model in it; rejects as {@link ModelRuntime.load} would. */
+  static async start(path: string, options: InferenceEngineOptions): Promise<InferenceEngine> {
+    let engine: InferenceEngine | undefined;
+    const init: InferenceThreadInit = {
+      path,
+      provider: options.provider ?? "auto",
+      intraOpThreads: options.intraOpThreads,
+      threadSpinning: options.threadSpinning,
+      batchSize: options.batchSize,
+      maxBatchDelayMs: options.maxBatchDelayMs,
+    };
+    const thread = await startThread<InferenceReady, InferenceEvent>(
+      threadEntry("inference-thread.js", import.meta.url),
+      {
+        name: "memscore-inference",
+        workerData: init,
+        logger: options.logger ?? silentLogger,
+        onEvent: (event) => {
+          if (!engine) return;
+          if (event.type === "batch-started") {
+            engine.runningSince = performance.now();
+            return;
+          }
+          engine.runningSince = undefined;
+          engine.latest = {
+            batches: event.batches,
+            items: event.items,
+            busyMs: event.busyMs,
+            pending: event.pending,
+          };
+          options.onBatch?.(event.images, event.seconds);
+        },
       },
-    });
+    );
+    engine = new InferenceEngine(thread, options.batchSize);
+    return engine;
+  }
+
+  /** Elements of one preprocessed image: 3 × inputSize × inputSize. */
+  get imageElements(): number {
+    return 3 * this.info.inputSize * this.info.inputSize;
   }
 
   /**
-   * Scores one image given as the model's input pixels (inputSize² RGB bytes, HWC, as
-   * {@link prepareImage} returns them). A wrong size rejects this image only.
+   * A new port into the engine for one client thread: {@link InferenceClient} on the returned
+   * end sends images and receives their outputs, with no hop through the main thread.
    */
-  infer(rgb: Uint8Array): Promise<ModelOutput> {
-    if (rgb.length !== this.runtime.imageElements) {
-      return Promise.reject(
-        new RangeError(`expected ${this.runtime.imageElements} RGB bytes per image, got ${rgb.length}`),
-      );
-    }
-    return this.batcher.submit(rgb);
+  connect(): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.thread.worker.postMessage({ kind: "connect", port: port2 } satisfies ConnectMessage, [port2]);
+    return port1;
   }
 
-  /** Batches run, images inferred, and engine busy time so far. */
-  get stats(): { batches: number; items: number; busyMs: number; pending: number } {
-    return { ...this.batcher.stats, busyMs: this.batcher.busyMs(), pending: this.batcher.pending };
+  /** Counters as of the last finished batch. */
+  get stats(): EngineStats {
+    return { ...this.latest };
   }
 
   /** Mean batch fill: images per inference ÷ batch size (1.0 = every batch full). */
   get meanBatchFill(): number {
-    const { batches, items } = this.batcher.stats;
+    const { batches, items } = this.latest;
     return batches === 0 ? 0 : items / (batches * this.batchSize);
   }
 
-  drain(): Promise<void> {
-    return this.batcher.drain();
+  /** How long the batch running now has been running, in ms; 0 when none runs. */
+  runningBatchMs(now = performance.now()): number {
+    return this.runningSince === undefined ? 0 : now - this.runningSince;
+  }
+
+  /** Resolves with what ended the thread (it crashed, or was closed). */
+  get ended(): Promise<Error> {
+    return this.thread.ended;
+  }
+
+  /** Ends the thread after the batch it is running (terminated if it does not end within 5 s). */
+  close(): Promise<void> {
+    return this.thread.close();
   }
 }

@@ -1,74 +1,107 @@
 /**
- * Entry of the inference thread (see threaded-model-runtime.ts). onnxruntime-node's
- * `session.run` is synchronous on the calling thread, so in the main thread it would stall
- * fetch, decode, render and put for the whole of every batch; here it stalls only this thread.
+ * Entry of the inference thread (see inference-engine.ts). It owns the model session and the
+ * dynamic batcher: images arrive from every pipeline thread on ports of their own, share
+ * batches, and each reply goes back on the port its image came from. onnxruntime-node runs a
+ * session synchronously on the calling thread, so here a batch stalls only this thread; images
+ * that arrive meanwhile queue up and make the next batch.
  */
-import { parentPort, workerData } from "node:worker_threads";
-import type { ExecutionProviderChoice, LogFields, Logger } from "@memscore/shared";
-import type { ThreadReply, ThreadRequest } from "./inference-thread-protocol.js";
-import { ModelRuntime } from "./model-runtime.js";
+import { workerData } from "node:worker_threads";
+import { DynamicBatcher } from "./batcher.js";
+import type {
+  ConnectMessage,
+  InferenceEvent,
+  InferenceReady,
+  InferenceThreadInit,
+  InferReply,
+  InferRequest,
+} from "./inference-protocol.js";
+import { type ModelOutput, ModelRuntime } from "./model-runtime.js";
+import {
+  forwardingLogger,
+  onCloseRequest,
+  osThreadId,
+  postEvent,
+  postStart,
+  type RequestServer,
+  serveRequests,
+  threadParentPort,
+  toThreadError,
+} from "./thread-channel.js";
 
-interface ThreadInit {
-  path: string;
-  provider: ExecutionProviderChoice;
-  intraOpThreads?: number;
-  threadSpinning?: boolean;
-}
+const port = threadParentPort("inference-thread.js");
+const init = workerData as InferenceThreadInit;
 
-const port = parentPort;
-if (!port) throw new Error("inference-thread.js must run as a worker thread");
-const post = (reply: ThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage(reply, transfer);
-
-/** Log lines go to the main thread's logger. */
-const forwardingLogger = (base: LogFields = {}): Logger => {
-  const log =
-    (level: "debug" | "info" | "warn" | "error") =>
-    (message: string, fields: LogFields = {}) =>
-      post({ kind: "log", level, message, fields: { ...base, ...fields } });
-  return {
-    debug: log("debug"),
-    info: log("info"),
-    warn: log("warn"),
-    error: log("error"),
-    child: (fields) => forwardingLogger({ ...base, ...fields }),
-  };
-};
-
-const errorReply = (error: unknown) => ({
-  name: error instanceof Error ? error.name : "Error",
-  code: (error as { code?: unknown }).code as string | undefined,
-  message: error instanceof Error ? error.message : String(error),
-});
-
-const init = workerData as ThreadInit;
-let runtime: ModelRuntime | undefined;
+let runtime: ModelRuntime;
 try {
   runtime = await ModelRuntime.load(init.path, {
     provider: init.provider,
     ...(init.intraOpThreads !== undefined && { intraOpThreads: init.intraOpThreads }),
     ...(init.threadSpinning !== undefined && { threadSpinning: init.threadSpinning }),
-    logger: forwardingLogger(),
+    logger: forwardingLogger(port),
   });
-  post({ kind: "loaded", info: runtime.info });
 } catch (error) {
-  post({ kind: "load-failed", error: errorReply(error) });
+  postStart(port, { type: "failed", error: toThreadError(error) });
+  port.close();
+  throw error;
 }
 
-port.on("message", async (request: ThreadRequest) => {
-  if (request.kind === "close") {
-    await runtime?.close();
-    port.close();
-    return;
-  }
-  try {
-    if (!runtime) throw new Error("model not loaded");
-    const outputs = await runtime.run(request.input, request.count);
-    const scores = Float32Array.from(outputs, (o) => o.score);
-    const cells = outputs[0]?.gradcam.length ?? 0;
-    const gradcams = new Float32Array(outputs.length * cells);
-    for (const [i, o] of outputs.entries()) gradcams.set(o.gradcam, i * cells);
-    post({ kind: "ran", id: request.id, scores, gradcams }, [scores.buffer, gradcams.buffer]);
-  } catch (error) {
-    post({ kind: "run-failed", id: request.id, error: errorReply(error) });
-  }
+const elements = runtime.imageElements;
+const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number; input: Float32Array }>({
+  maxBatchSize: init.batchSize,
+  maxDelayMs: init.maxBatchDelayMs,
+  runBatch: async (images) => {
+    // One image is its own batch tensor; more are copied side by side (a memcpy each).
+    let input = images[0] as Float32Array;
+    if (images.length > 1) {
+      input = new Float32Array(images.length * elements);
+      for (const [i, image] of images.entries()) input.set(image, i * elements);
+    }
+    postEvent<InferenceEvent>(port, { type: "batch-started", images: images.length });
+    const start = performance.now();
+    const outputs = await runtime.run(input, images.length);
+    const seconds = (performance.now() - start) / 1000;
+    // busyMs() counts the batch still marked running up to now: the totals include this batch.
+    postEvent<InferenceEvent>(port, {
+      type: "batch-done",
+      images: images.length,
+      seconds,
+      ...batcher.stats,
+      busyMs: batcher.busyMs(),
+      pending: batcher.pending,
+    });
+    return outputs.map((o, i) => ({
+      ...o,
+      seconds: seconds / images.length,
+      input: images[i] as Float32Array,
+    }));
+  },
 });
+
+const clients: { port: ConnectMessage["port"]; server: RequestServer }[] = [];
+port.on("message", (message: ConnectMessage | { kind: string }) => {
+  if (message.kind !== "connect") return;
+  const client = (message as ConnectMessage).port;
+  const server = serveRequests<InferRequest, InferReply>(client, async ({ input }) => {
+    if (input.length !== elements) {
+      throw new RangeError(`expected ${elements} floats per image, got ${input.length}`);
+    }
+    const output = await batcher.submit(input);
+    return {
+      body: output,
+      transfer: [output.gradcam.buffer as ArrayBuffer, output.input.buffer as ArrayBuffer],
+    };
+  });
+  clients.push({ port: client, server });
+});
+
+onCloseRequest(port, async () => {
+  // After the batch that may be running (a session released mid-run aborts the process), and
+  // after what is queued: its senders are waiting for it.
+  await batcher.flush();
+  await Promise.all(clients.map(({ server }) => server.idle()));
+  await runtime.close();
+  for (const client of clients) client.port.close();
+  port.close();
+});
+
+postStart<InferenceReady>(port, { type: "ready", ready: { info: runtime.info, threadId: osThreadId() } });

@@ -1,132 +1,101 @@
-import { mkdir, open, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { describeError, ImageError, type ImageErrorReason } from "@memscore/shared";
-import { normaliseGrid, renderHeatmap } from "./heatmap.js";
+import { describeError, type HeatmapFormat, type Logger, type MemscoreConfig } from "@memscore/shared";
+import { InferenceEngine } from "./inference-engine.js";
 import type { LocalImageFile } from "./local-files.js";
-import type { ModelRuntime } from "./model-runtime.js";
-import { prepareImage, rgbToTensor } from "./preprocess.js";
-
-export interface LocalScoreOptions {
-  batchSize: number;
-  maxImageBytes: number;
-  maxImagePixels: number;
-  /** When set, a Grad-CAM overlay PNG per image is written under this directory. */
-  heatmapDir?: string;
-  heatmapMaxSide: number;
-}
-
-export interface ScoredFile {
-  file: string;
-  score: number;
-  /** Grad-CAM normalised to [0, 1], rows of the grid. */
-  gradcam: number[][];
-  width: number;
-  height: number;
-  heatmap?: string;
-}
-
-export interface FailedFile {
-  file: string;
-  error: { reason: ImageErrorReason; message: string };
-}
-
-export type LocalScoreResult = ScoredFile | FailedFile;
+import type { ModelInfo } from "./model-runtime.js";
+import { PipelinePool, pipelineSettings } from "./pipeline-pool.js";
+import type { FailedFile, LocalScoreResult } from "./pipeline-protocol.js";
 
 export function isFailed(result: LocalScoreResult): result is FailedFile {
   return "error" in result;
 }
 
-/** Reads a local file, refusing it by size before reading, with reasons a user can act on. */
-async function readImageFile(path: string, maxBytes: number): Promise<Buffer> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, "r");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new ImageError("not_found", "no such file");
-    if (code === "EACCES" || code === "EPERM") throw new ImageError("forbidden", "permission denied");
-    if (code === "EISDIR") throw new ImageError("not_image", "is a directory");
-    throw error;
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size > maxBytes) throw new ImageError("too_large", `${size} bytes exceeds the limit of ${maxBytes}`);
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
-}
-
-function toRows(grid: Float32Array, size: number): number[][] {
-  const rows: number[][] = [];
-  for (let r = 0; r < size; r++) rows.push(Array.from(grid.subarray(r * size, (r + 1) * size)));
-  return rows;
-}
-
-function failure(file: string, error: unknown): FailedFile {
-  if (error instanceof ImageError) return { file, error: { reason: error.reason, message: error.message } };
-  return { file, error: { reason: "decode_failed", message: describeError(error) } };
+export interface LocalScoreOptions {
+  /** When set, a Grad-CAM overlay per image is written under this directory. */
+  heatmapDir?: string;
+  /** @defaultValue the config's heatmap format */
+  heatmapFormat?: HeatmapFormat;
 }
 
 /**
- * Scores local image files in batches, without any queue, yielding one result per file in input
- * order. A file that cannot be scored yields an error result; it never stops the others.
+ * Scores local image files with the worker's own pipeline (pipeline threads, the inference
+ * thread and its dynamic batcher), without any queue or S3: `memscore score`. One scoring path
+ * for S3 archives and local files, so both give the same scores, grids and heatmaps.
  */
-export async function* scoreLocalFiles(
-  files: readonly LocalImageFile[],
-  runtime: ModelRuntime,
-  options: LocalScoreOptions,
-): AsyncGenerator<LocalScoreResult> {
-  const limits = { maxPixels: options.maxImagePixels };
-  const { gridSize } = runtime.info;
-  for (let start = 0; start < files.length; start += options.batchSize) {
-    const group = files.slice(start, start + options.batchSize);
-    const prepared = await Promise.all(
-      group.map(async (f) => {
-        try {
-          const bytes = await readImageFile(f.path, options.maxImageBytes);
-          return { file: f, image: await prepareImage(bytes, runtime.info, limits, options.heatmapMaxSide) };
-        } catch (error) {
-          return { file: f, failed: failure(f.name, error) };
-        }
-      }),
-    );
-    const ok = prepared.filter((p) => p.image !== undefined);
-    const input = new Float32Array(ok.length * runtime.imageElements);
-    for (const [i, p] of ok.entries())
-      rgbToTensor(p.image!.rgb, runtime.info, input, i * runtime.imageElements);
-    const outputs = ok.length > 0 ? await runtime.run(input, ok.length) : [];
+export class LocalScorer {
+  private constructor(
+    readonly model: ModelInfo,
+    private readonly engine: InferenceEngine,
+    private readonly pipeline: PipelinePool,
+    private readonly config: MemscoreConfig,
+  ) {}
 
+  static async start(config: MemscoreConfig, modelPath: string, logger: Logger): Promise<LocalScorer> {
+    const engine = await InferenceEngine.start(modelPath, {
+      provider: config.provider,
+      intraOpThreads: config.intraOpThreads,
+      threadSpinning: config.ortThreadSpinning,
+      batchSize: config.batchSize,
+      maxBatchDelayMs: config.maxBatchDelayMs,
+      logger,
+    });
+    try {
+      const pipeline = await PipelinePool.start({
+        threads: config.pipelineThreads,
+        engine,
+        settings: pipelineSettings(config),
+        logger,
+      });
+      return new LocalScorer(engine.info, engine, pipeline, config);
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Yields one result per file, in input order, while up to `maxImagesInFlight` files are in
+   * the pipeline at once. A file that cannot be scored yields an error result; it never stops
+   * the others.
+   */
+  async *score(
+    files: readonly LocalImageFile[],
+    options: LocalScoreOptions = {},
+  ): AsyncGenerator<LocalScoreResult> {
+    const window = Math.max(1, this.config.maxImagesInFlight);
+    const inFlight: Promise<LocalScoreResult>[] = [];
     let next = 0;
-    for (const p of prepared) {
-      if (p.failed) {
-        yield p.failed;
-        continue;
-      }
-      const output = outputs[next++]!;
-      const result: ScoredFile = {
-        file: p.file.name,
-        score: output.score,
-        gradcam: toRows(normaliseGrid(output.gradcam), gridSize),
-        width: p.image!.width,
-        height: p.image!.height,
-      };
-      if (options.heatmapDir) {
-        try {
-          const png = await renderHeatmap(p.image!.heatmapBase, output.gradcam, gridSize);
-          const target = join(
-            options.heatmapDir,
-            `${p.file.name.replace(/^(\.\.?\/)+|^\/+/g, "")}.heatmap.png`,
-          );
-          await mkdir(dirname(target), { recursive: true });
-          await writeFile(target, png);
-          result.heatmap = target;
-        } catch (error) {
-          yield failure(p.file.name, error);
-          continue;
-        }
-      }
+    const launch = () => {
+      const file = files[next++] as LocalImageFile;
+      inFlight.push(
+        this.pipeline
+          .score({
+            kind: "file",
+            path: file.path,
+            name: file.name,
+            heatmapFormat: options.heatmapFormat ?? this.config.heatmapFormat,
+            heatmapDir: options.heatmapDir,
+          })
+          .then(
+            (r) => r.result,
+            // Only a pipeline thread that died fails a file task: that file gets the error.
+            (error: unknown): FailedFile => ({
+              file: file.name,
+              error: { reason: "decode_failed", message: describeError(error) },
+            }),
+          ),
+      );
+    };
+    while (next < files.length && inFlight.length < window) launch();
+    while (inFlight.length > 0) {
+      const result = await (inFlight.shift() as Promise<LocalScoreResult>);
+      if (next < files.length) launch();
       yield result;
     }
+  }
+
+  /** Ends the pipeline threads, then the inference thread. */
+  async close(): Promise<void> {
+    await this.pipeline.close();
+    await this.engine.close();
   }
 }

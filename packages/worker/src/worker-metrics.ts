@@ -1,4 +1,4 @@
-import { DURATION_BUCKETS_SECONDS, type ImageErrorReason } from "@memscore/shared";
+import { DURATION_BUCKETS_SECONDS, IMAGE_ERROR_REASONS, type ImageErrorReason } from "@memscore/shared";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { ChunkOutcome } from "./chunk-processor.js";
 import type { InferenceEngine } from "./inference-engine.js";
@@ -28,6 +28,7 @@ export class WorkerMetrics {
   private readonly batchSeconds: Histogram;
   private readonly modelInfo: Gauge<"name" | "version" | "sha256" | "provider" | "trained">;
   private readonly ready: Gauge;
+  private readonly wedged: Gauge;
   private engine: InferenceEngine | undefined;
   private batchCapacity = 1;
 
@@ -116,9 +117,16 @@ export class WorkerMetrics {
       registers,
     });
     this.ready.set(0);
+    this.wedged = new Gauge({
+      name: "memscore_inference_wedged",
+      help: "1 once a batch has run longer than MEMSCORE_INFERENCE_TIMEOUT_MS (the engine is wedged; /healthz fails), else 0.",
+      registers,
+    });
+    this.wedged.set(0);
     // Zero-valued series from the start, so rate() and ratios work before the first event.
     for (const outcome of IMAGE_OUTCOMES) this.images.inc({ outcome }, 0);
     for (const outcome of CHUNK_OUTCOMES) this.chunks.inc({ outcome }, 0);
+    for (const reason of IMAGE_ERROR_REASONS) this.imageErrors.inc({ reason }, 0);
     for (const stage of STAGES) this.stageSeconds.zero({ stage });
   }
 
@@ -150,6 +158,12 @@ export class WorkerMetrics {
       1,
     );
     this.ready.set(1);
+  }
+
+  /** The engine is wedged: the worker takes no more jobs and asks to be restarted. */
+  engineWedged(): void {
+    this.wedged.set(1);
+    this.ready.set(0);
   }
 
   /** The worker stops taking jobs. */

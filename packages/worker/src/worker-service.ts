@@ -3,6 +3,7 @@ import {
   CHUNK_JOB_NAME,
   type ChunkJobData,
   checkRedisEvictionPolicy,
+  closeRedisConnection,
   completeRun,
   createRedisConnection,
   describeError,
@@ -12,6 +13,7 @@ import {
   parseS3Uri,
   RunState,
   Storage,
+  settleWithin,
   validateChunkJob,
   writeResultsPart,
 } from "@memscore/shared";
@@ -23,12 +25,14 @@ import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
-import { RenderPool } from "./render-pool.js";
+import { PipelinePool, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
 import { describeRunModel } from "./run-model.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
-import { type BatchModel, ThreadedModelRuntime } from "./threaded-model-runtime.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
+
+/** How long a forced stop waits for Redis to take its chunks back before leaving them to lapse. */
+const HAND_BACK_TIMEOUT_MS = 3_000;
 
 /** Lifecycle of a worker: a small explicit state machine. */
 export type WorkerState = "starting" | "running" | "stopping" | "stopped";
@@ -72,32 +76,31 @@ export class WorkerService {
   private readonly worker: Worker<ChunkJobData, ChunkJobResult>;
   private readonly redis: Redis;
   private readonly storage: Storage;
-  private readonly runtime: BatchModel;
+  private readonly pipeline: PipelinePool;
   private readonly logger: Logger;
   private stopping?: Promise<void>;
   private forceNow?: () => void;
+  private watchdog?: NodeJS.Timeout;
+  private wedged?: string;
   private readonly activeChunks: Map<string, ActiveChunk>;
-  private readonly closeRenderer: () => Promise<void>;
 
   private constructor(parts: {
-    runtime: BatchModel;
     engine: InferenceEngine;
+    pipeline: PipelinePool;
     worker: Worker<ChunkJobData, ChunkJobResult>;
     redis: Redis;
     storage: Storage;
     logger: Logger;
     activeChunks: Map<string, ActiveChunk>;
-    closeRenderer: () => Promise<void>;
   }) {
-    this.runtime = parts.runtime;
-    this.model = parts.runtime.info;
+    this.model = parts.engine.info;
     this.engine = parts.engine;
+    this.pipeline = parts.pipeline;
     this.worker = parts.worker;
     this.redis = parts.redis;
     this.storage = parts.storage;
     this.logger = parts.logger;
     this.activeChunks = parts.activeChunks;
-    this.closeRenderer = parts.closeRenderer;
   }
 
   /** Loads the model, connects, and starts pulling jobs. */
@@ -115,46 +118,48 @@ export class WorkerService {
     sharp.concurrency(config.decodeThreads);
     const storage = Storage.fromConfig(config);
     const modelPath = await resolveModelFile(config, storage, logger);
-    // Inference runs in its own thread so the main thread keeps fetching, decoding and writing.
-    const runtime = await ThreadedModelRuntime.load(modelPath, {
+    // Inference runs in its own thread, fed straight by the pipeline threads.
+    const engine = await InferenceEngine.start(modelPath, {
       provider: config.provider,
       intraOpThreads: config.intraOpThreads,
       threadSpinning: config.ortThreadSpinning,
-      logger,
-    });
-    if (!runtime.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
-      logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
-        model: runtime.info.name,
-        sha256: runtime.info.sha256,
-      });
-    }
-    const engine = new InferenceEngine(runtime, {
       batchSize: config.batchSize,
       maxBatchDelayMs: config.maxBatchDelayMs,
-      ...(observe && { observe }),
       ...(metrics && { onBatch: metrics.observeBatch }),
+      logger,
+    });
+    if (!engine.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
+      logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
+        model: engine.info.name,
+        sha256: engine.info.sha256,
+      });
+    }
+    const pipeline = await PipelinePool.start({
+      threads: config.pipelineThreads,
+      engine,
+      settings: pipelineSettings(config),
+      s3: pipelineS3(config),
+      ...(observe && { observe }),
+      logger,
+    }).catch(async (error: unknown) => {
+      await engine.close();
+      throw error;
     });
     const redis = createRedisConnection(config.redisUrl, { name: "memscore-worker", logger });
-    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger).catch((error: unknown) => {
+    await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger).catch(async (error: unknown) => {
       redis.disconnect();
+      await pipeline.close();
+      await engine.close();
       throw error;
     });
     const owner = `${hostname()}:${process.pid}`;
-    const renderer = RenderPool.create(config.renderThreads);
     const context: ChunkContext = {
-      storage,
-      engine,
-      render: renderer.render,
-      model: runtime.info,
-      limits: {
-        maxImageBytes: config.maxImageBytes,
-        maxImagePixels: config.maxImagePixels,
-        heatmapMaxSide: config.heatmapMaxSide,
-      },
+      pipeline,
       inFlight: new Semaphore(options.maxImagesInFlight ?? config.maxImagesInFlight),
-      ...(observe && { observe }),
+      modelSha256: engine.info.sha256,
       logger,
     };
+    const runModel = describeRunModel(engine.info);
     const outputBucket = options.outputBucket
       ? parseS3Uri(`s3://${options.outputBucket}/`).bucket
       : undefined;
@@ -187,12 +192,7 @@ export class WorkerService {
         { kind: "chunk", index: data.chunkIndex },
         outcome.rows,
       );
-      const { finalize } = await run.recordChunk(
-        data.chunkIndex,
-        outcome.counts,
-        owner,
-        describeRunModel(context.model),
-      );
+      const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner, runModel);
       metrics?.chunkProcessed(outcome);
       if (finalize) await completeRun(storage, run, logger);
       return { scored: outcome.counts.scored, failed: outcome.counts.failed, reused: outcome.reused };
@@ -236,28 +236,71 @@ export class WorkerService {
     worker.on("error", (error) => logger.error("worker error", { error: describeError(error) }));
 
     const service = new WorkerService({
-      runtime,
       engine,
+      pipeline,
       worker,
       redis,
       storage,
       logger,
       activeChunks,
-      closeRenderer: renderer.close,
     });
     void worker
       .run()
       .catch((error: unknown) => logger.error("worker stopped", { error: describeError(error) }));
     await worker.waitUntilReady();
     service.state = "running";
-    metrics?.workerStarted(runtime.info, engine);
+    service.watchEngine(config.inferenceTimeoutMs, metrics);
+    metrics?.workerStarted(engine.info, engine);
     logger.info("worker started", {
       queue: config.queueName,
       concurrency: config.concurrency,
       batchSize: config.batchSize,
-      provider: runtime.info.provider,
+      pipelineThreads: pipeline.size,
+      provider: engine.info.provider,
     });
     return service;
+  }
+
+  /** OS thread ids (Linux only) of the inference thread and the pipeline threads, for CPU accounting. */
+  get threadIds(): { inference: number | undefined; pipeline: number[] } {
+    return { inference: this.engine.threadId, pipeline: this.pipeline.threadIds };
+  }
+
+  /**
+   * Whether this worker works: `true`, or why not (its inference engine is wedged). `/healthz`
+   * reports it, so an orchestrator restarts a worker whose GPU or native call has hung.
+   */
+  health(): true | string {
+    return this.wedged ?? true;
+  }
+
+  /**
+   * The inference watchdog. A batch that runs longer than `timeoutMs` means the engine is
+   * wedged: BullMQ would keep renewing this worker's chunk locks from the main thread for ever,
+   * so its chunks would never move. Instead they are handed back to the queue at once (another
+   * worker redoes them, reusing any outputs already written), no new chunk is taken, and
+   * {@link health} turns false.
+   */
+  private watchEngine(timeoutMs: number, metrics: WorkerMetrics | undefined): void {
+    this.watchdog = setInterval(
+      () => {
+        const running = this.engine.runningBatchMs();
+        if (this.wedged || this.state !== "running" || running <= timeoutMs) return;
+        this.wedged = `inference engine wedged: a batch has run for ${Math.round(running)} ms (limit ${timeoutMs} ms, MEMSCORE_INFERENCE_TIMEOUT_MS)`;
+        this.logger.error("inference engine wedged: handing chunks back and taking no more", {
+          batchMs: Math.round(running),
+          timeoutMs,
+          chunks: this.activeChunks.size,
+        });
+        metrics?.engineWedged();
+        void this.worker.pause(true).catch(() => {});
+        void this.handBackActiveChunks().then((handedBack) =>
+          this.logger.warn("chunks of the wedged worker handed back to the queue", { handedBack }),
+        );
+      },
+      Math.max(100, Math.min(1_000, timeoutMs / 10)),
+    );
+    this.watchdog.unref();
   }
 
   /** True while jobs are being processed or waited for. */
@@ -276,6 +319,7 @@ export class WorkerService {
     if (this.stopping && options.graceful === false) this.forceNow?.();
     this.stopping ??= (async () => {
       this.state = "stopping";
+      clearInterval(this.watchdog);
       const graceful = options.graceful ?? true;
       const deadline = options.timeoutMs ?? 60_000;
       let timer: NodeJS.Timeout | undefined;
@@ -294,7 +338,7 @@ export class WorkerService {
             }),
           ]);
         } else drained.catch(() => {});
-        if (forced) {
+        if (forced && this.activeChunks.size > 0) {
           const handedBack = await this.handBackActiveChunks();
           this.logger.warn("forced stop: in-flight chunks handed back to the queue", {
             handedBack,
@@ -311,9 +355,9 @@ export class WorkerService {
       // it is running (a later batch from an abandoned chunk just fails), while a session left to
       // process exit was seen to abort the process (Napi::Error) instead of exiting 143.
       for (const step of [
-        () => this.runtime.close(),
-        () => this.closeRenderer(),
-        () => this.redis.quit(),
+        () => this.pipeline.close(),
+        () => this.engine.close(),
+        () => closeRedisConnection(this.redis),
         async () => this.storage.close(),
       ]) {
         try {
@@ -338,7 +382,18 @@ export class WorkerService {
    */
   private async handBackActiveChunks(): Promise<number> {
     const chunks = [...this.activeChunks.values()];
-    const results = await Promise.allSettled(chunks.map(({ job, token }) => job.moveToWait(token)));
+    const handing = Promise.allSettled(chunks.map(({ job, token }) => job.moveToWait(token)));
+    // With Redis unreachable the moves would wait for a reconnect: give up after a while, the
+    // chunks' locks then lapse and another worker takes them over.
+    const outcome = await settleWithin(handing, HAND_BACK_TIMEOUT_MS);
+    if (!outcome.settled) {
+      this.logger.warn("could not hand chunks back: Redis did not answer", {
+        chunks: chunks.length,
+        timeoutMs: HAND_BACK_TIMEOUT_MS,
+      });
+      return 0;
+    }
+    const results = outcome.value;
     for (const [i, result] of results.entries()) {
       if (result.status === "rejected") {
         // Usually the chunk finished meanwhile; otherwise its lock lapses and it is taken over later.

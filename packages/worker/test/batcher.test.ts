@@ -28,6 +28,18 @@ describe("DynamicBatcher", () => {
     expect(runner.batches).toHaveLength(1);
   });
 
+  it("flush runs a partial batch at once (a closing engine does not wait out the delay)", async () => {
+    const runner = controlledRunner((x: number) => x + 1);
+    const batcher = new DynamicBatcher({ maxBatchSize: 8, maxDelayMs: 3_600_000, runBatch: runner.runBatch });
+    const results = [1, 2, 3].map((x) => batcher.submit(x));
+    expect(runner.batches).toHaveLength(0);
+    const flushed = batcher.flush();
+    expect(runner.batches.map((b) => b.items)).toEqual([[1, 2, 3]]);
+    runner.batches[0]?.finish();
+    await flushed;
+    expect(await Promise.all(results)).toEqual([2, 3, 4]);
+  });
+
   it("runs a partial batch once its oldest item has waited the delay", async () => {
     const batcher = new DynamicBatcher({
       maxBatchSize: 8,

@@ -16,22 +16,23 @@ import {
   BUNDLED_MODEL_PATH,
   InferenceEngine,
   ModelRuntime,
+  PipelinePool,
+  pipelineS3,
+  pipelineSettings,
   prepareImage,
   processChunk,
   rgbToTensor,
   Semaphore,
 } from "../src/index.js";
-import { RenderPool } from "../src/render-pool.js";
-import { ThreadedModelRuntime } from "../src/threaded-model-runtime.js";
 
-// A chunk through the real stages (S3 GET, sharp, the batcher, ONNX Runtime in its inference
-// thread, heatmap, S3 PUT): images share batches, each result goes back to its own image, and
-// an undecodable image fails alone.
+// A chunk through the real stages (S3 GET, sharp, in two pipeline threads; the batcher and ONNX
+// Runtime in the inference thread; heatmap, S3 PUT): images from both threads share batches,
+// each result goes back to its own image, and an undecodable image fails alone.
 describe("chunk processing with shared batches", () => {
   let services: TestServices;
   let s3: S3Client;
   let storage: Storage;
-  let runtime: ThreadedModelRuntime;
+  let config: ReturnType<typeof resolveConfig>;
   const input = uniqueName("in");
   const output = uniqueName("out");
   const photos = new Map<string, Buffer>();
@@ -50,12 +51,11 @@ describe("chunk processing with shared batches", () => {
       input,
       new Map<string, Buffer>([...photos, ["p/broken.jpg", good.subarray(0, good.length >> 1)]]),
     );
-    storage = Storage.fromConfig(resolveConfig(services.env));
-    runtime = await ThreadedModelRuntime.load(BUNDLED_MODEL_PATH, { provider: "cpu", intraOpThreads: 1 });
+    config = resolveConfig(services.env);
+    storage = Storage.fromConfig(config);
   });
 
   afterAll(async () => {
-    await runtime?.close();
     storage?.close();
     s3?.destroy();
     await services?.stop();
@@ -63,7 +63,19 @@ describe("chunk processing with shared batches", () => {
 
   it("scores every good image with its own result, in shared batches, and isolates the broken one", async () => {
     // One batch holds the whole chunk, so the broken image is in the same wave as the good ones.
-    const engine = new InferenceEngine(runtime, { batchSize: 7, maxBatchDelayMs: 50 });
+    const engine = await InferenceEngine.start(BUNDLED_MODEL_PATH, {
+      provider: "cpu",
+      intraOpThreads: 1,
+      batchSize: 7,
+      maxBatchDelayMs: 50,
+    });
+    const pipeline = await PipelinePool.start({
+      threads: 2,
+      engine,
+      settings: pipelineSettings(config),
+      s3: pipelineS3(config),
+      logger: silentLogger,
+    });
     const keys = [
       "p/photo-0.jpg",
       "p/photo-1.jpg",
@@ -78,24 +90,16 @@ describe("chunk processing with shared batches", () => {
       runId: "batching-run",
       chunkIndex: 0,
       outputPrefix: `s3://${output}/scores/`,
+      heatmapFormat: "jpeg",
       images: keys.map((key) => ({ uri: `s3://${input}/${key}`, rel: key.slice(2) })),
     };
-    // Heatmaps rendered in two render threads, as on a many-core worker.
-    const renderer = RenderPool.create(2);
-    const outcome = await processChunk(
-      {
-        storage,
-        engine,
-        render: renderer.render,
-        model: runtime.info,
-        limits: { maxImageBytes: 10_000_000, maxImagePixels: 10_000_000, heatmapMaxSide: 1024 },
-        inFlight: new Semaphore(16),
-        logger: silentLogger,
-      },
-      job,
-      { rerun: false, final: true },
-    );
-    await renderer.close();
+    const outcome = await processChunk({ pipeline, inFlight: new Semaphore(16), logger: silentLogger }, job, {
+      rerun: false,
+      final: true,
+    }).finally(async () => {
+      await pipeline.close();
+      await engine.close();
+    });
 
     // Rows come back in chunk order; only the broken image failed.
     expect(outcome.rows.map((r) => r.uri)).toEqual(job.images.map((i) => i.uri));
@@ -113,8 +117,8 @@ describe("chunk processing with shared batches", () => {
       for (const [i, row] of outcome.rows.entries()) {
         if (i === 3) continue;
         const key = keys[i] as string;
-        const prepared = await prepareImage(photos.get(key) as Buffer, runtime.info, { maxPixels: 1e7 });
-        const [own] = await alone.run(rgbToTensor(prepared.rgb, runtime.info), 1);
+        const prepared = await prepareImage(photos.get(key) as Buffer, alone.info, { maxPixels: 1e7 });
+        const [own] = await alone.run(rgbToTensor(prepared.rgb, alone.info), 1);
         expect(row.status).toBe("scored");
         expect(row.score).toBeCloseTo(own?.score as number, 5);
         scores.add(row.score as number);
@@ -126,7 +130,8 @@ describe("chunk processing with shared batches", () => {
         expect(record.input).toMatchObject({ width: prepared.width, height: prepared.height });
         const heatmap = parseS3Uri(row.heatmap as string);
         const meta = await sharp(await getBytes(s3, heatmap.bucket, heatmap.key)).metadata();
-        expect(meta.format).toBe("png");
+        expect(heatmap.key).toBe(`scores/${key.slice(2)}.heatmap.jpg`);
+        expect(meta.format).toBe("jpeg");
         expect([meta.width, meta.height]).toEqual([prepared.width, prepared.height]);
       }
       // Different images, different scores: a mix-up of results could not pass unnoticed.

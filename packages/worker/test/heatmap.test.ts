@@ -2,7 +2,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { makePhoto } from "../../../test/support/images.js";
 import { TURBO_LUT } from "../src/colormap.js";
-import { decodeImage, normaliseGrid, renderHeatmap, upsampleGrid } from "../src/index.js";
+import { decodeImage, encodeHeatmap, normaliseGrid, renderHeatmap, upsampleGrid } from "../src/index.js";
 
 describe("Grad-CAM grid", () => {
   it("normalises by the maximum and leaves an all-zero grid at zero", () => {
@@ -23,7 +23,7 @@ describe("renderHeatmap", () => {
     const grey = { data: Buffer.alloc(140 * 140 * 3, 128), width: 140, height: 140 };
     const grid = new Float32Array(49);
     grid[0] = 5; // top-left cell hot, everything else zero
-    const png = await renderHeatmap(grey, grid, 7);
+    const png = await renderHeatmap(grey, grid, 7, { format: "png" });
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([140, 140]);
     const px = (x: number, y: number) => Array.from(data.subarray((y * 140 + x) * 3, (y * 140 + x) * 3 + 3));
@@ -37,7 +37,7 @@ describe("renderHeatmap", () => {
     const photo = await decodeImage(await makePhoto(333, 211, 5), 1024, { maxPixels: 1e8 });
     const base = Buffer.from(photo.data); // renderHeatmap draws on the pixels it is given
     const grid = Float32Array.from({ length: 49 }, (_, i) => ((i * 7919) % 13) / 3);
-    const png = await renderHeatmap(photo, grid, 7);
+    const png = await renderHeatmap(photo, grid, 7, { format: "png" });
     const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     const heat = upsampleGrid(normaliseGrid(grid), 7, 333, 211);
     const expected = Buffer.alloc(base.length);
@@ -49,5 +49,27 @@ describe("renderHeatmap", () => {
       }
     }
     expect(data.equals(expected)).toBe(true);
+  });
+});
+
+describe("encodeHeatmap", () => {
+  it("writes JPEG (default quality 85), PNG and WebP that decode to the overlay's size", async () => {
+    const photo = await decodeImage(await makePhoto(301, 157, 2), 1024, { maxPixels: 1e8 });
+    for (const format of ["jpeg", "png", "webp"] as const) {
+      const bytes = await encodeHeatmap(photo.data, photo.width, photo.height, format, 85);
+      const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
+      expect([info.format, info.width, info.height, info.channels]).toEqual([
+        format === "jpeg" ? "raw" : "raw",
+        301,
+        157,
+        3,
+      ]);
+      expect((await sharp(bytes).metadata()).format).toBe(format);
+      if (format === "png") expect(data.equals(photo.data)).toBe(true); // lossless
+    }
+    // Lower quality, fewer bytes: the quality setting reaches the encoder.
+    const q85 = await encodeHeatmap(photo.data, photo.width, photo.height, "jpeg", 85);
+    const q30 = await encodeHeatmap(photo.data, photo.width, photo.height, "jpeg", 30);
+    expect(q30.length).toBeLessThan(q85.length);
   });
 });

@@ -2,12 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePhoto } from "../../../test/support/images.js";
 import {
   BUNDLED_MODEL_PATH,
+  InferenceClient,
   InferenceEngine,
   ModelRuntime,
   prepareImage,
   rgbToTensor,
 } from "../src/index.js";
 
+// The engine lives in its own thread; a client on any thread (here the test's) sends tensors
+// through a port of its own and gets back each image's own outputs.
 describe("InferenceEngine", () => {
   let runtime: ModelRuntime;
   beforeAll(async () => {
@@ -17,33 +20,77 @@ describe("InferenceEngine", () => {
     await runtime?.close();
   });
 
-  it("normalises each image's pixels into its batch slot: scores equal the model run on each tensor alone", async () => {
-    const images = await Promise.all(
-      [1, 2, 3].map(
-        async (seed) =>
-          (await prepareImage(await makePhoto(160, 120, seed), runtime.info, { maxPixels: 1e7 })).rgb,
-      ),
-    );
-    const engine = new InferenceEngine(runtime, { batchSize: 3, maxBatchDelayMs: 1000 });
-    const batched = await Promise.all(images.map((rgb) => engine.infer(rgb)));
-    expect(engine.stats.batches).toBe(1);
-    for (const [i, rgb] of images.entries()) {
-      const [alone] = await runtime.run(rgbToTensor(rgb, runtime.info), 1);
-      expect(batched[i]?.score).toBeCloseTo(alone?.score as number, 5);
-      expect(Array.from(batched[i]?.gradcam ?? [])).toEqual(
-        Array.from(alone?.gradcam ?? []).map((v) => expect.closeTo(v, 5)),
+  const start = (batchSize: number, maxBatchDelayMs: number) =>
+    InferenceEngine.start(BUNDLED_MODEL_PATH, {
+      provider: "cpu",
+      intraOpThreads: 1,
+      batchSize,
+      maxBatchDelayMs,
+    });
+
+  it("batches images from two clients and returns each its own score and grid", async () => {
+    const engine = await start(4, 1_000);
+    const clients = [0, 1].map(() => new InferenceClient(engine.connect(), engine.imageElements));
+    try {
+      const inputs = await Promise.all(
+        [1, 2, 3, 4].map(async (seed) =>
+          rgbToTensor(
+            (await prepareImage(await makePhoto(160, 120, seed), runtime.info, { maxPixels: 1e7 })).rgb,
+            runtime.info,
+          ),
+        ),
       );
+      // Copies: the engine takes ownership of what it is sent.
+      const batched = await Promise.all(
+        inputs.map((input, i) => (clients[i % 2] as InferenceClient).infer(input.slice())),
+      );
+      expect(engine.stats).toMatchObject({ batches: 1, items: 4 });
+      expect(engine.meanBatchFill).toBe(1);
+      const cells = runtime.info.gridSize ** 2;
+      for (const [i, input] of inputs.entries()) {
+        const [alone] = await runtime.run(input, 1);
+        expect(batched[i]?.gradcam).toHaveLength(cells);
+        expect(alone?.gradcam).toHaveLength(cells);
+        expect(batched[i]?.score).toBeCloseTo(alone?.score as number, 5);
+        expect(Array.from(batched[i]?.gradcam as Float32Array)).toEqual(
+          Array.from(alone?.gradcam as Float32Array).map((v) => expect.closeTo(v, 5)),
+        );
+      }
+      expect(new Set(batched.map((b) => b.score)).size).toBe(4);
+    } finally {
+      for (const client of clients) client.close();
+      await engine.close();
     }
   });
 
   it("rejects an image of the wrong size on its own; the rest of the batch is scored", async () => {
-    const good = (await prepareImage(await makePhoto(64, 64, 9), runtime.info, { maxPixels: 1e7 })).rgb;
-    const engine = new InferenceEngine(runtime, { batchSize: 2, maxBatchDelayMs: 20 });
-    const [wrong, ok] = await Promise.allSettled([engine.infer(new Uint8Array(12)), engine.infer(good)]);
-    expect(wrong).toMatchObject({
-      status: "rejected",
-      reason: { message: expect.stringMatching(/RGB bytes per image, got 12/) },
+    const engine = await start(2, 20);
+    const client = new InferenceClient(engine.connect(), engine.imageElements);
+    try {
+      const good = rgbToTensor(
+        (await prepareImage(await makePhoto(64, 64, 9), runtime.info, { maxPixels: 1e7 })).rgb,
+        runtime.info,
+      );
+      const [wrong, ok] = await Promise.allSettled([client.infer(new Float32Array(12)), client.infer(good)]);
+      expect(wrong).toMatchObject({
+        status: "rejected",
+        reason: { message: expect.stringMatching(/floats per image, got 12/) },
+      });
+      expect(ok).toMatchObject({ status: "fulfilled", value: { score: expect.any(Number) } });
+    } finally {
+      client.close();
+      await engine.close();
+    }
+  });
+
+  it("rejects images at once after the engine has closed, instead of leaving them waiting", async () => {
+    const engine = await start(4, 20);
+    const client = new InferenceClient(engine.connect(), engine.imageElements);
+    await expect(client.infer(new Float32Array(engine.imageElements))).resolves.toMatchObject({
+      score: expect.any(Number),
     });
-    expect(ok).toMatchObject({ status: "fulfilled", value: { score: expect.any(Number) } });
+    await engine.close();
+    await expect(client.infer(new Float32Array(engine.imageElements))).rejects.toThrow(/ended/);
+    client.close();
   });
 });

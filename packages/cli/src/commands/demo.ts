@@ -6,9 +6,11 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { enqueueRun, waitForRun } from "@memscore/producer";
 import {
   asPrefix,
+  closeRedisConnection,
   createLogger,
   createRedisConnection,
   describeError,
+  heatmapSuffix,
   type MemscoreConfig,
   MemscoreError,
   parseS3Uri,
@@ -129,12 +131,14 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
 
     const worker = await WorkerService.start(config, { logger });
-    cleanup.add("worker", () => worker.stop({ graceful: false, timeoutMs: 5_000 }));
+    // Graceful: once the run is complete nothing is in flight, so the drain is immediate; after
+    // an error it hands what is left back within the deadline.
+    cleanup.add("worker", () => worker.stop({ graceful: true, timeoutMs: 5_000 }));
     if (!worker.model.trained) {
       say(`demo: the model (${worker.model.name}) is untrained: scores show the pipeline, not memorability`);
     }
     const redis = createRedisConnection(config.redisUrl, { name: "memscore-demo", logger });
-    cleanup.add("redis connection", () => redis.quit());
+    cleanup.add("redis connection", () => closeRedisConnection(redis));
 
     await enqueueRun({
       storage,
@@ -144,6 +148,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       input: { prefix: inputPrefix },
       outputPrefix,
       chunkSize: 8,
+      heatmapFormat: config.heatmapFormat,
       logger,
     });
     const status = statusWriter();
@@ -173,8 +178,11 @@ export async function demoCommand(args: string[]): Promise<number> {
     const name = (uri: string) => uri.slice(inputPrefix.length);
     const table = (list: ResultRow[]) =>
       list.map((r) => `  ${(r.score ?? 0).toFixed(6).padStart(10)}  ${name(r.uri)}`).join("\n");
-    process.stdout.write(`\nmost memorable (by this model):\n${table(scored.slice(0, top))}\n`);
-    process.stdout.write(`least memorable:\n${table(scored.slice(-top).reverse())}\n`);
+    // With fewer than 2 × top images the two lists share the rest, never an image.
+    const most = scored.slice(0, top);
+    const least = scored.slice(Math.max(most.length, scored.length - top)).reverse();
+    process.stdout.write(`\nmost memorable (by this model):\n${table(most)}\n`);
+    if (least.length > 0) process.stdout.write(`least memorable:\n${table(least)}\n`);
     const failed = rows.filter((r) => r.status === "error");
     if (failed.length > 0) {
       process.stdout.write(
@@ -183,7 +191,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
     process.stdout.write(
       `\n${rows.length} images: ${scored.length} scored, ${failed.length} failed. ${copied} output files copied to ${outDir}\n` +
-        `  per image: <name>.json (score, Grad-CAM grid, model, input) and <name>.heatmap.png\n` +
+        `  per image: <name>.json (score, Grad-CAM grid, model, input)${config.heatmapFormat === "none" ? "" : ` and <name>${heatmapSuffix(config.heatmapFormat)}`}\n` +
         `  results table: ${join(outDir, "_runs", runId, "results.csv")} (also .jsonl, .parquet)\n` +
         `  report: ${reportPath}\n`,
     );

@@ -11,6 +11,7 @@ import {
 import {
   ConfigError,
   checkRedisEvictionPolicy,
+  closeRedisConnection,
   createLogger,
   createRedisConnection,
   describeError,
@@ -43,7 +44,10 @@ options:
   --run-id ID           run id (default: run-YYYYMMDD-HHMMSS-xxxx); reuse it to resume
   --chunk-size N        images per queue job (default 64)
   --max-pending N       most unfinished chunks of this run in Redis (default 1000)
-  --skip-existing       leave out images whose output record is current (same input ETag and model)
+  --skip-existing       leave out images whose output record is current (same input ETag, model and
+                        heatmap format)
+  --heatmap-format F    jpeg | png | webp | none: how the run stores heatmaps (MEMSCORE_HEATMAP_FORMAT,
+                        default jpeg; none writes scores only)
   --dry-run             list (and skip-check) only; write nothing
   --wait                wait until the run completes, showing progress on stderr
   --json                print one JSON summary object on stdout
@@ -141,6 +145,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
       json: { type: "boolean" },
       model: { type: "string" },
       "model-sha256": { type: "string" },
+      "heatmap-format": { type: "string" },
       queue: { type: "string" },
       "metrics-port": { type: "string" },
     },
@@ -171,6 +176,9 @@ export async function enqueueCommand(args: string[]): Promise<number> {
     ...(stringFlag(values, "model") !== undefined && { model: stringFlag(values, "model") }),
     ...(stringFlag(values, "model-sha256") !== undefined && {
       modelSha256: stringFlag(values, "model-sha256"),
+    }),
+    ...(stringFlag(values, "heatmap-format") !== undefined && {
+      heatmapFormat: stringFlag(values, "heatmap-format"),
     }),
   });
   const input: EnqueueInput = manifest !== undefined ? { manifest } : { prefix: positionals[0] as string };
@@ -207,6 +215,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
       outputPrefix,
       skipExisting,
       modelSha256,
+      heatmapFormat: config.heatmapFormat,
       dryRun,
       logger,
       signal: abort.signal,
@@ -288,14 +297,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await ops?.close();
-    // Each in its own try: one failed close must not keep the other connection (and the process) alive.
-    try {
-      // QUIT would queue behind a reconnect forever when Redis is unreachable: then just drop it.
-      if (redis.status === "ready") await redis.quit();
-      else redis.disconnect();
-    } catch {
-      redis.disconnect();
-    }
+    await closeRedisConnection(redis);
     try {
       storage.close();
     } catch {

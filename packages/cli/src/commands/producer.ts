@@ -7,12 +7,11 @@ import {
   resolveConfig,
   Storage,
 } from "@memscore/shared";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
 import { modelSha256Resolver } from "../model-sha256.js";
 import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
 import { UsageError } from "../usage-error.js";
-import { configOverrides } from "./worker.js";
 
 const HELP = `usage: memscore producer [options]
 
@@ -88,6 +87,7 @@ export async function producerCommand(args: string[]): Promise<number> {
       storage,
       queueName: config.queueName,
       modelSha256: modelSha256Resolver(config, storage),
+      heatmapFormat: config.heatmapFormat,
       logger,
       concurrency,
       lockDurationMs,
@@ -108,6 +108,7 @@ export async function producerCommand(args: string[]): Promise<number> {
   };
   return installShutdownHandlers({
     logger,
+    gracefulTimeoutMs: shutdownTimeout,
     graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
     forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
   });

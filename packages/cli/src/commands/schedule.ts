@@ -11,9 +11,11 @@ import {
 import {
   ConfigError,
   checkRedis,
+  closeRedisConnection,
   createRedisConnection,
   describeError,
   describeRedisUrl,
+  isHeatmapFormat,
   MAX_CHUNK_IMAGES,
   type MemscoreConfig,
   type RunSnapshot,
@@ -43,6 +45,8 @@ options of add:
   --skip-existing       enqueue only new or changed images (the default)
   --no-skip-existing    enqueue every image at every iteration
   --chunk-size N        images per queue job (default 64)
+  --heatmap-format F    jpeg | png | webp | none for every run of the schedule (default: the
+                        producer's MEMSCORE_HEATMAP_FORMAT, else jpeg)
   --max-pending N       most unfinished chunks of a run in Redis (default 1000)
 options:
   --queue NAME          queue name (default: MEMSCORE_QUEUE, else memscore); scans use NAME-scans
@@ -115,6 +119,9 @@ async function add(config: MemscoreConfig, redis: Redis, values: Record<string, 
   if (values["skip-existing"] === true && values["no-skip-existing"] === true)
     throw new UsageError("schedule add: --skip-existing and --no-skip-existing contradict each other");
   const chunkSize = integerFlag(values, "chunk-size", 1, MAX_CHUNK_IMAGES);
+  const heatmapFormat = stringFlag(values, "heatmap-format");
+  if (heatmapFormat !== undefined && !isHeatmapFormat(heatmapFormat))
+    throw new UsageError("schedule add: --heatmap-format must be one of jpeg, png, webp, none");
   const maxPending = integerFlag(values, "max-pending", 1, 10_000_000);
   const cadence: ScheduleCadence =
     cron !== undefined ? { cron, ...(tz !== undefined && { tz }) } : { everyMs: everyMs as number };
@@ -130,6 +137,7 @@ async function add(config: MemscoreConfig, redis: Redis, values: Record<string, 
         skipExisting: values["no-skip-existing"] !== true,
         ...(chunkSize !== undefined && { chunkSize }),
         ...(maxPending !== undefined && { maxPending }),
+        ...(heatmapFormat !== undefined && { heatmapFormat }),
       },
     });
     const next = info.nextAt !== undefined ? new Date(info.nextAt).toISOString() : "not scheduled";
@@ -199,6 +207,7 @@ export async function scheduleCommand(args: string[]): Promise<number> {
       "skip-existing": { type: "boolean" },
       "no-skip-existing": { type: "boolean" },
       "chunk-size": { type: "string" },
+      "heatmap-format": { type: "string" },
       "max-pending": { type: "string" },
       queue: { type: "string" },
       json: { type: "boolean" },
@@ -225,10 +234,6 @@ export async function scheduleCommand(args: string[]): Promise<number> {
     process.stderr.write(`memscore schedule: ${describeError(error)}\n`);
     return 1;
   } finally {
-    try {
-      await redis?.quit();
-    } catch {
-      redis?.disconnect();
-    }
+    if (redis) await closeRedisConnection(redis);
   }
 }

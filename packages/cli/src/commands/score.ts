@@ -1,39 +1,43 @@
 import { createLogger, resolveConfig } from "@memscore/shared";
-import {
-  BUNDLED_MODEL_PATH,
-  isFailed,
-  listLocalImages,
-  ModelRuntime,
-  scoreLocalFiles,
-} from "@memscore/worker";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { BUNDLED_MODEL_PATH, isFailed, LocalScorer, listLocalImages } from "@memscore/worker";
+import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore score <file-or-dir>... [options]
 
-Scores local images with ResMem-Net, without any queue.
+Scores local images with ResMem-Net, without any queue, through the worker's own pipeline.
 
 options:
-  --model PATH          ONNX model (default: MEMSCORE_MODEL, else the bundled untrained model)
-  --heatmaps DIR        write a Grad-CAM overlay PNG per image under DIR
-  --json                one JSON object per line: file, score, gradcam (7×7, normalised to [0,1]),
-                        width, height, model_sha256 — or file and error {reason, message}
-  --provider NAME       auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
-  --batch-size N        images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
-  --threads N           ONNX Runtime intra-op threads (default: the core count)
+  --model PATH              ONNX model (default: MEMSCORE_MODEL, else the bundled untrained model)
+  --heatmaps DIR            write a Grad-CAM overlay per image under DIR (<name>.heatmap.jpg, ...)
+  --heatmap-format FORMAT   jpeg | png | webp (MEMSCORE_HEATMAP_FORMAT, default jpeg)
+  --json                    one JSON object per line: file, score, gradcam (the model's grid,
+                            normalised to [0,1], rounded to 1e-6 as in S3 records), width, height,
+                            model_sha256 — or file and error {reason, message}
+  --provider NAME           auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
+  --batch-size N            images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
+  --threads N               ONNX Runtime intra-op threads (default: the core count)
+  --pipeline-threads N      threads reading, decoding and rendering (MEMSCORE_PIPELINE_THREADS,
+                            default: the core count)
 
 Exit code: 0 if at least one image was scored, 1 if every image failed, 2 on bad usage.`;
+
+const FLAG_TO_CONFIG = {
+  model: "model",
+  provider: "provider",
+  "batch-size": "batchSize",
+  threads: "intraOpThreads",
+  "pipeline-threads": "pipelineThreads",
+  "heatmap-format": "heatmapFormat",
+} as const;
 
 export async function scoreCommand(args: string[]): Promise<number> {
   const parsed = parseCommandArgs(
     args,
     {
-      model: { type: "string" },
+      ...Object.fromEntries(Object.keys(FLAG_TO_CONFIG).map((f) => [f, { type: "string" as const }])),
       heatmaps: { type: "string" },
       json: { type: "boolean" },
-      provider: { type: "string" },
-      "batch-size": { type: "string" },
-      threads: { type: "string" },
     },
     HELP,
   );
@@ -41,12 +45,9 @@ export async function scoreCommand(args: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length === 0) throw new UsageError(`no files or directories given\n\n${HELP}`);
 
-  const config = resolveConfig(process.env, {
-    ...(stringFlag(values, "model") !== undefined && { model: stringFlag(values, "model") }),
-    ...(stringFlag(values, "provider") !== undefined && { provider: stringFlag(values, "provider") }),
-    ...(stringFlag(values, "batch-size") !== undefined && { batchSize: stringFlag(values, "batch-size") }),
-    ...(stringFlag(values, "threads") !== undefined && { intraOpThreads: stringFlag(values, "threads") }),
-  });
+  const config = resolveConfig(process.env, configOverrides(values, FLAG_TO_CONFIG));
+  if (config.heatmapFormat === "none" && stringFlag(values, "heatmaps") !== undefined)
+    throw new UsageError("--heatmaps DIR needs a heatmap format other than none");
   const logger = createLogger({
     level: config.logLevel === "info" ? "warn" : config.logLevel,
     format: "text",
@@ -56,12 +57,8 @@ export async function scoreCommand(args: string[]): Promise<number> {
   const files = await listLocalImages(positionals);
   if (files.length === 0) throw new UsageError("no image files found in the given directories");
 
-  const runtime = await ModelRuntime.load(config.model || BUNDLED_MODEL_PATH, {
-    provider: config.provider,
-    intraOpThreads: config.intraOpThreads,
-    logger,
-  });
-  const { info } = runtime;
+  const scorer = await LocalScorer.start(config, config.model || BUNDLED_MODEL_PATH, logger);
+  const info = scorer.model;
   if (!info.trained) {
     process.stderr.write(
       `warning: model ${info.name} ${info.version} is untrained (random weights): its scores are not memorability. See model/README.md.\n`,
@@ -72,13 +69,8 @@ export async function scoreCommand(args: string[]): Promise<number> {
   let failed = 0;
   if (!json) process.stdout.write(`${"score".padStart(9)}  file\n`);
   try {
-    for await (const result of scoreLocalFiles(files, runtime, {
-      batchSize: config.batchSize,
-      maxImageBytes: config.maxImageBytes,
-      maxImagePixels: config.maxImagePixels,
-      heatmapMaxSide: config.heatmapMaxSide,
-      ...(stringFlag(values, "heatmaps") !== undefined && { heatmapDir: stringFlag(values, "heatmaps") }),
-    })) {
+    const heatmapDir = stringFlag(values, "heatmaps");
+    for await (const result of scorer.score(files, { ...(heatmapDir !== undefined && { heatmapDir }) })) {
       if (isFailed(result)) {
         failed++;
         if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -93,7 +85,7 @@ export async function scoreCommand(args: string[]): Promise<number> {
       }
     }
   } finally {
-    await runtime.close();
+    await scorer.close();
   }
   if (!json)
     process.stdout.write(

@@ -1,6 +1,6 @@
 import { type ConfigOverrides, createLogger, resolveConfig } from "@memscore/shared";
 import { WorkerMetrics, WorkerService } from "@memscore/worker";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
 import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
 
@@ -17,20 +17,28 @@ options:
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
   --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
-  --render-threads N         threads rendering heatmaps (MEMSCORE_RENDER_THREADS, default cores ÷ 4; 0 = main thread)
+  --pipeline-threads N       threads carrying images through fetch, decode, render and put, each with its
+                             own S3 client (MEMSCORE_PIPELINE_THREADS, default: core count)
+  --heatmap-quality Q        JPEG/WebP heatmap quality 1-100 (MEMSCORE_HEATMAP_QUALITY, default 85); the
+                             heatmap format is the run's (memscore enqueue --heatmap-format)
   --max-images-in-flight N   images between fetch and put; bounds memory (MEMSCORE_MAX_IMAGES_IN_FLIGHT,
                              default max(4 × batch size, 32))
   --model PATH|s3://URI      model file (MEMSCORE_MODEL, default: the bundled untrained model)
   --queue NAME               queue name (MEMSCORE_QUEUE, default memscore)
+  --inference-timeout-ms MS  a batch running longer means the engine is wedged: chunks go back to the
+                             queue and /healthz fails (MEMSCORE_INFERENCE_TIMEOUT_MS, default 60000);
+                             /healthz also fails while the model takes over MEMSCORE_MODEL_LOAD_TIMEOUT_MS
+                             (default 600000) to load
   --shutdown-timeout MS      graceful drain deadline (default 30000)
   --lock-duration MS         how soon a crashed worker's chunks go to others (default 30000)
   --metrics-port N           port of /metrics, /healthz, /readyz (MEMSCORE_METRICS_PORT, default 9464;
                              0 picks a free one, logged); bind address: MEMSCORE_METRICS_HOST (127.0.0.1)
 
-thread budget: inference runs in its own thread with --threads ONNX Runtime threads; decode and
-heatmap rendering run on libuv's pool (UV_THREADPOOL_SIZE, Node's default 4; set it in the
-environment) with --decode-threads libvips threads each. On a CPU-only machine keep
---threads at the core count and --decode-threads at 1 so rendering does not crowd out inference.
+thread budget: inference runs in its own thread with --threads ONNX Runtime threads, fed straight
+by --pipeline-threads pipeline threads; the main thread only takes chunk jobs and writes their
+results. Decode and encode run on libuv's pool (UV_THREADPOOL_SIZE, default: the core count)
+with --decode-threads libvips threads each. On a CPU-only machine keep --threads at the core
+count and --decode-threads at 1 so image work does not crowd out inference.
 ONNX Runtime's threads do not busy-wait between operators unless MEMSCORE_ORT_THREAD_SPINNING=true
 (spinning is faster for inference alone and slower next to decode and rendering).`;
 
@@ -41,25 +49,14 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   provider: "provider",
   threads: "intraOpThreads",
   "decode-threads": "decodeThreads",
-  "render-threads": "renderThreads",
+  "pipeline-threads": "pipelineThreads",
+  "inference-timeout-ms": "inferenceTimeoutMs",
+  "heatmap-quality": "heatmapQuality",
   "max-images-in-flight": "maxImagesInFlight",
   model: "model",
   queue: "queueName",
   "metrics-port": "metricsPort",
 };
-
-/** Collects the flags that map one-to-one onto config fields. */
-export function configOverrides(
-  values: Record<string, unknown>,
-  mapping: Record<string, keyof ConfigOverrides>,
-): ConfigOverrides {
-  const overrides: ConfigOverrides = {};
-  for (const [flag, key] of Object.entries(mapping)) {
-    const value = stringFlag(values, flag);
-    if (value !== undefined) overrides[key] = value;
-  }
-  return overrides;
-}
 
 function positiveInt(raw: string | undefined, fallback: number, name: string): number {
   if (raw === undefined) return fallback;
@@ -93,12 +90,20 @@ export async function workerCommand(args: string[]): Promise<number> {
 
   // Metrics/health first, so /readyz answers "loading model" while the model loads.
   let loaded: WorkerService | undefined;
+  const loadStarted = Date.now();
   const ops = await startProcessOps(config, {
     connectionName: "memscore-worker-ops",
     logger,
     readiness: () => ({
       model: loaded === undefined ? "loading model" : loaded.isRunning || `worker ${loaded.state}`,
     }),
+    liveness: () => {
+      if (loaded) return loaded.health();
+      const loading = Date.now() - loadStarted;
+      return loading <= config.modelLoadTimeoutMs
+        ? true
+        : `the model has been loading for ${loading} ms (limit ${config.modelLoadTimeoutMs} ms, MEMSCORE_MODEL_LOAD_TIMEOUT_MS)`;
+    },
   });
   const metrics = new WorkerMetrics(ops.registry);
   const service = await WorkerService.start(config, {
@@ -118,6 +123,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   };
   return installShutdownHandlers({
     logger,
+    gracefulTimeoutMs: shutdownTimeout,
     graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
     forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
   });

@@ -65,10 +65,11 @@ describe("memscore report on a 100,000-row run", () => {
   beforeAll(async () => {
     fixture = await startRunFixture({ buckets: [bucket] });
     dir = await mkdtemp(join(tmpdir(), "memscore-report-memory-"));
-    // Real heatmap-sized PNGs, so the thumbnails are real work.
+    // Heatmaps as the worker writes them by default (1024 px JPEG, quality 85), of noise: the
+    // largest such files, so the thumbnails are real work.
     const heatmaps = new Map<string, Buffer>();
     for (let i = 0; i < HEATMAPS; i++) {
-      const png = await sharp({
+      const jpeg = await sharp({
         create: {
           width: 1024,
           height: 768,
@@ -77,9 +78,9 @@ describe("memscore report on a 100,000-row run", () => {
           noise: { type: "gaussian", mean: 128, sigma: 40 },
         },
       })
-        .png()
+        .jpeg({ quality: 85 })
         .toBuffer();
-      heatmaps.set(`scores/heat/h-${i}.png`, png);
+      heatmaps.set(`scores/heat/h-${i}.heatmap.jpg`, jpeg);
     }
     await putObjects(fixture.s3, bucket, heatmaps);
 
@@ -125,7 +126,7 @@ describe("memscore report on a 100,000-row run", () => {
               uri,
               status: "scored",
               score: 0.5 + 0.2 * Math.sin(i * 12.9898) * Math.cos(i * 0.001),
-              heatmap: `s3://${bucket}/scores/heat/h-${i % HEATMAPS}.png`,
+              heatmap: `s3://${bucket}/scores/heat/h-${i % HEATMAPS}.heatmap.jpg`,
               model_sha256: model.sha256,
             });
           }

@@ -1,19 +1,23 @@
 #!/usr/bin/env node
-// End-to-end throughput: images in S3 → enqueue (producer) → Redis queue → a worker
-// (WorkerService, in this process so its stage totals and batch fill can be read) → heatmaps,
+// End-to-end throughput: images in S3 → enqueue (producer, in this process) → Redis queue → a
+// worker (WorkerService in a process of its own, bench/lib/bench-worker.mjs, so its CPU by
+// thread is the worker's alone; it reports stage totals and batch fill over IPC) → heatmaps,
 // records and the results table in S3. Redis and the S3 API server are private, on free ports;
 // the S3 server runs in a child process, as S3 would run elsewhere.
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--pipeline-threads N] [--heatmap-format jpeg]
-//                             [--provider cpu] [--json]
+//                             [--provider cpu] [--cpu-prof DIR] [--json]
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
+import { fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { enqueueRun, waitForRun } from "@memscore/producer";
 import {
@@ -22,21 +26,13 @@ import {
   parseS3Uri,
   resolveConfig,
   Storage,
-  silentLogger,
 } from "@memscore/shared";
-import { STAGES, StageTotals, WorkerService } from "@memscore/worker";
+import { STAGES } from "@memscore/worker";
 import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
-import {
-  cpuByGroup,
-  libuvPoolThreads,
-  newThreads,
-  processCpuMs,
-  THREAD_GROUPS,
-  threadTimes,
-} from "./lib/thread-cpu.mjs";
+import { cpuByGroup, processCpuMs, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
 
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
@@ -78,9 +74,44 @@ async function countKeys(storage, prefix, suffix) {
   return n;
 }
 
+const BENCH_WORKER = fileURLToPath(new URL("./lib/bench-worker.mjs", import.meta.url));
+
+/** Starts the worker process; resolves once it is ready, with its pid and thread roles. */
+async function startWorkerProcess(env, cpuProfileDir) {
+  const child = fork(BENCH_WORKER, [], {
+    env,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // V8 CPU profiles of the worker's threads (one file per thread), for a closer look.
+    ...(cpuProfileDir && { execArgv: ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`] }),
+  });
+  const ready = await new Promise((resolve, reject) => {
+    child.once("message", resolve);
+    child.once("exit", (code) => reject(new Error(`bench worker exited with code ${code}`)));
+  });
+  const ask = (type) =>
+    new Promise((resolve) => {
+      child.once("message", resolve);
+      child.send({ type });
+    });
+  return {
+    pid: child.pid,
+    provider: ready.provider,
+    pipelineThreads: ready.pipelineThreads,
+    known: Object.fromEntries(Object.entries(ready.known).map(([k, ids]) => [k, new Set(ids)])),
+    stats: () => ask("stats"),
+    reset: () => ask("reset"),
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.send({ type: "stop" });
+      await exited;
+    },
+  };
+}
+
 /**
  * Scores `images` JPEGs end to end and returns images/s, the per-stage time breakdown, the
- * mean batch fill and the engine's busy share of the run.
+ * mean batch fill, the engine's busy share of the run, and where the worker's CPU went.
  */
 export async function measureEndToEnd({
   model,
@@ -93,6 +124,7 @@ export async function measureEndToEnd({
   maxBatchDelayMs,
   pipelineThreads,
   heatmapFormat = "jpeg",
+  cpuProfileDir,
 }) {
   const { dir, files } = await benchImages(images, width, height);
   const services = await startBenchServices([INPUT_BUCKET, OUTPUT_BUCKET]);
@@ -100,49 +132,52 @@ export async function measureEndToEnd({
   Object.assign(process.env, services.env);
   let worker;
   const redis = createRedisConnection(services.env.REDIS_URL, { name: "memscore-bench" });
-  // The caller's MEMSCORE_* settings (e.g. MEMSCORE_PIPELINE_THREADS) apply; the services are ours.
-  const config = resolveConfig(
-    { ...process.env, ...services.env, MEMSCORE_LOG_LEVEL: "warn" },
-    {
-      model,
-      provider,
-      batchSize,
-      maxBatchDelayMs,
-      intraOpThreads: threads,
-      queueName: `bench-${process.pid}`,
-      ...(pipelineThreads !== undefined && { pipelineThreads }),
-    },
-  );
+  // The worker is configured as `memscore worker` is, from the environment: the caller's
+  // MEMSCORE_* settings apply; the services and the measured settings are ours.
+  const workerEnv = {
+    ...process.env,
+    ...services.env,
+    MEMSCORE_LOG_LEVEL: "warn",
+    MEMSCORE_MODEL: model,
+    MEMSCORE_PROVIDER: provider,
+    MEMSCORE_BATCH_SIZE: String(batchSize),
+    MEMSCORE_MAX_BATCH_DELAY_MS: String(maxBatchDelayMs),
+    MEMSCORE_INTRA_OP_THREADS: String(threads),
+    MEMSCORE_QUEUE: `bench-${process.pid}`,
+    ...(pipelineThreads !== undefined && { MEMSCORE_PIPELINE_THREADS: String(pipelineThreads) }),
+    // As the memscore command sets it: libuv's pool runs decodes and encodes.
+    UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(Math.max(4, availableParallelism())),
+  };
+  const config = resolveConfig(workerEnv);
   const storage = Storage.fromConfig(config);
   try {
     await uploadImages(storage, dir, files, "run/");
     await uploadImages(storage, dir, files.slice(0, batchSize * 2), "warmup/");
 
-    let totals = new StageTotals();
-    const threadsBeforeLoad = threadTimes();
-    worker = await WorkerService.start(config, {
-      logger: silentLogger,
-      observe: (stage, seconds) => totals.observe(stage, seconds),
-    });
-    const knownThreads = {
-      model: newThreads(threadsBeforeLoad, threadTimes()),
-      libuv: await libuvPoolThreads(),
-      pipeline: new Set(worker.threadIds.pipeline),
-    };
+    worker = await startWorkerProcess(workerEnv, cpuProfileDir);
     // Warm-up run: first inferences plan memory; S3 connections open. Not counted.
     await scoreRun(storage, redis, config, "warmup", "warmup/", heatmapFormat);
-    totals = new StageTotals();
-    const before = worker.engine.stats;
-    const rssBefore = process.memoryUsage().rss;
-    const cpuBefore = process.cpuUsage();
+    await worker.reset();
+    const { engine: before } = await worker.stats();
+    const rssBefore = processRssMiB(worker.pid);
+    const workerCpuBefore = processCpuMs(worker.pid);
+    const producerCpuBefore = process.cpuUsage();
     const s3CpuBefore = processCpuMs(services.s3Pid);
-    const threadsBefore = threadTimes();
+    const threadsBefore = threadTimes(worker.pid);
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
-    const cpuUsed = process.cpuUsage(cpuBefore);
+    const workerCpu = processCpuMs(worker.pid) - workerCpuBefore;
+    const producerCpu = process.cpuUsage(producerCpuBefore);
     const s3CpuAfter = processCpuMs(services.s3Pid);
-    const byThread = cpuByGroup(threadsBefore, threadTimes(), knownThreads, files.length);
-    const after = worker.engine.stats;
+    const byThread = cpuByGroup(
+      threadsBefore,
+      threadTimes(worker.pid),
+      worker.known,
+      files.length,
+      worker.pid,
+    );
+    const { engine: after, stages: totals } = await worker.stats();
+    const rssAfter = processRssMiB(worker.pid);
     const batches = after.batches - before.batches;
     const items = after.items - before.items;
     const heatmaps =
@@ -156,10 +191,11 @@ export async function measureEndToEnd({
         },
       ]),
     );
-    const benchProcess = (cpuUsed.user + cpuUsed.system) / 1000 / files.length;
+    const workerProcess = workerCpu / files.length;
+    const threadTotal = Object.values(byThread).reduce((a, b) => a + b, 0);
     return {
-      provider: worker.model.provider,
-      pipelineThreads: config.pipelineThreads,
+      provider: worker.provider,
+      pipelineThreads: worker.pipelineThreads,
       heatmapFormat,
       images: files.length,
       scored: snapshot.imagesScored,
@@ -171,25 +207,36 @@ export async function measureEndToEnd({
       meanBatchFill: batches === 0 ? 0 : items / (batches * batchSize),
       engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
       stages,
-      rssMiB: { before: rssBefore / 2 ** 20, after: process.memoryUsage().rss / 2 ** 20 },
-      // CPU per image: this process (worker with its inference thread, producer, S3 client) and
-      // the local S3 server child, which real S3 would not put on the worker's cores.
+      workerRssMiB: { before: rssBefore, after: rssAfter },
+      // CPU per image: the worker process; the benchmark's own producer and S3 client; the local
+      // S3 server child, which real S3 would not put on the worker's cores.
       cpuMsPerImage: {
-        benchProcess,
+        workerProcess,
         // Everything but inference: what a GPU does not take off the host.
-        outsideInference: byThread.inference === undefined ? null : benchProcess - byThread.inference,
+        outsideInference: threadTotal > 0 ? workerProcess - byThread.inference : null,
+        producer: (producerCpu.user + producerCpu.system) / 1000 / files.length,
         s3Server:
           s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
         available: (1000 * seconds * availableParallelism()) / files.length,
-        // This process's CPU by thread role (bench/lib/thread-cpu.mjs); empty off Linux.
+        // The worker's CPU by thread role (bench/lib/thread-cpu.mjs); empty off Linux.
         byThread,
       },
     };
   } finally {
-    await worker?.stop({ graceful: true, timeoutMs: 10_000 });
+    await worker?.stop();
     storage.close();
     await redis.quit();
     await services.stop();
+  }
+}
+
+/** Resident memory of a process, in MiB; null off Linux. */
+function processRssMiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+  } catch {
+    return null;
   }
 }
 
@@ -203,24 +250,24 @@ export function printEndToEnd(e2e) {
       `engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the run`,
   );
   const cpu = e2e.cpuMsPerImage;
+  const ms = (x) => (x === null || x === undefined ? "n/a" : `${x.toFixed(1)} ms`);
   console.log(
-    `  CPU per image: worker process (inference thread, producer, S3 client included) ${cpu.benchProcess.toFixed(1)} ms; ` +
-      `S3 server CPU per image ${cpu.s3Server === null ? "n/a" : `${cpu.s3Server.toFixed(1)} ms`} ` +
-      `(local s3rver child; real S3 runs elsewhere); cores × run time per image ${cpu.available.toFixed(1)} ms`,
+    `  CPU per image: worker process ${ms(cpu.workerProcess)}; this benchmark's producer ${ms(cpu.producer)}; ` +
+      `S3 server ${ms(cpu.s3Server)} (local s3rver child; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}`,
   );
   const threadTotal = Object.values(cpu.byThread).reduce((a, b) => a + b, 0);
   if (threadTotal > 0) {
-    console.log("  where this process's CPU went, per image:");
+    console.log("  where the worker process's CPU went, per image:");
     for (const [group, label] of Object.entries(THREAD_GROUPS)) {
-      console.log(`    ${label.padEnd(48)} ${cpu.byThread[group].toFixed(1).padStart(6)} ms`);
+      console.log(`    ${label.padEnd(48)} ${cpu.byThread[group].toFixed(2).padStart(7)} ms`);
     }
     console.log(
-      `  worker CPU outside inference: ${cpu.outsideInference.toFixed(1)} ms per image ` +
+      `  worker CPU outside inference: ${ms(cpu.outsideInference)} per image ` +
         `(projected host ceiling of one worker on 16 cores: ${(16_000 / cpu.outsideInference).toFixed(0)} images/s)`,
     );
-    const used = cpu.benchProcess + (cpu.s3Server ?? 0);
+    const used = cpu.workerProcess + cpu.producer + (cpu.s3Server ?? 0);
     console.log(
-      `  inference's share of all CPU used (this process + S3 server): ${((100 * cpu.byThread.inference) / used).toFixed(1)}% ` +
+      `  inference's share of all CPU used (worker + producer + S3 server): ${((100 * cpu.byThread.inference) / used).toFixed(1)}% ` +
         "(with the cores saturated, end-to-end ÷ raw cannot be much above this share)",
     );
   }
@@ -248,6 +295,7 @@ async function main() {
       threads: { type: "string" },
       "pipeline-threads": { type: "string" },
       "heatmap-format": { type: "string", default: "jpeg" },
+      "cpu-prof": { type: "string" },
       provider: { type: "string", default: "cpu" },
       json: { type: "boolean", default: false },
     },
@@ -261,6 +309,7 @@ async function main() {
     threads: Number(values.threads ?? availableParallelism()),
     provider: values.provider,
     heatmapFormat: values["heatmap-format"],
+    ...(values["cpu-prof"] !== undefined && { cpuProfileDir: values["cpu-prof"] }),
     ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
   };
   const machine = describeMachine();

@@ -9,6 +9,7 @@
 //   node bench/s3-request-cost.mjs [--requests 2000] [--json]
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import http from "node:http";
 import { parseArgs } from "node:util";
 import { createS3Client, Storage } from "@memscore/shared";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
@@ -70,13 +71,48 @@ async function measure(storage, run) {
   return { cpuMsPerRequest: (used.user + used.system) / 1000 / requests, wallMs: performance.now() - start };
 }
 
+// The floor: the same requests as plain keep-alive node:http calls, unsigned (no SDK at all).
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const plain = (method, path, body) =>
+  new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent,
+        headers: body ? { "content-length": body.length } : {},
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve(Buffer.concat(chunks)));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+const plainKinds = {
+  "GET image (96 KiB)": (_s, i) => plain("GET", `/b/in/${i}.jpg`),
+  "PUT heatmap (60 KiB)": (_s, i) => plain("PUT", `/b/out/${i}.heatmap.jpg`, heatmap),
+  "PUT record (1 KiB, metadata)": (_s, i) => plain("PUT", `/b/out/${i}.json`, record),
+};
+
 const results = [];
 try {
+  for (const [kind, run] of Object.entries(plainKinds)) {
+    results.push({ kind, client: "node:http, no SDK", ...(await measure(undefined, run)) });
+  }
   for (const unsignedPayload of [false, true]) {
     const config = { s3Endpoint: `http://127.0.0.1:${port}`, s3ForcePathStyle: true, awsRegion: "us-east-1" };
     const storage = new Storage(createS3Client(config, { unsignedPayload }), { allowedBuckets: [] });
     for (const [kind, run] of Object.entries(kinds)) {
-      results.push({ kind, unsignedPayload, ...(await measure(storage, run)) });
+      results.push({
+        kind,
+        client: unsignedPayload ? "SDK, unsigned payload" : "SDK, signed payload",
+        ...(await measure(storage, run)),
+      });
     }
     storage.close();
   }
@@ -93,8 +129,6 @@ if (values.json) {
   printMachine(describeMachine());
   console.log("client CPU per request (AWS SDK v3 through memscore's Storage):");
   for (const r of results) {
-    console.log(
-      `  ${r.kind.padEnd(30)} ${r.unsignedPayload ? "unsigned payload" : "signed payload  "}  ${r.cpuMsPerRequest.toFixed(3)} ms`,
-    );
+    console.log(`  ${r.kind.padEnd(30)} ${r.client.padEnd(22)} ${r.cpuMsPerRequest.toFixed(3)} ms`);
   }
 }

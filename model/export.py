@@ -2,8 +2,12 @@
 
     /usr/bin/python3 model/export.py --variant tiny --seed 0 --out resmemnet-tiny.onnx
     /usr/bin/python3 model/export.py --variant r50 --seed 0 --weights ckpt.pt --out resmemnet-r50.onnx
+    /usr/bin/python3 model/export.py --variant r50 --seed 0 --precision fp16 --out resmemnet-r50-fp16.onnx
 
 Input `image` float32 [N,3,224,224]; outputs `score` [N] and `gradcam` [N,7,7]; N is dynamic.
+With --precision fp16 the convolutional backbone runs in float16 (tensor cores on a GPU); the
+input and outputs stay float32, and so does everything that reads the backbone's outputs: the
+16 pooled projections, the LSTM, the score and the analytic Grad-CAM.
 Without --weights the model is randomly initialised (memscore.trained=false): its scores are
 NOT memorability, the file only exercises the pipeline.
 """
@@ -14,8 +18,10 @@ import io
 import os
 import sys
 
+import numpy as np
 import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from resmemnet import ResMemNet, load_weights
 
@@ -74,6 +80,90 @@ def export_onnx(model: ResMemNet, meta: dict[str, str]) -> onnx.ModelProto:
     return proto
 
 
+# Operators of the convolutional backbone (BatchNorm is folded into Conv by the export).
+BACKBONE_OPS = {"Conv", "Relu", "Add", "MaxPool", "GlobalAveragePool"}
+
+
+def backbone_to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Runs the backbone of an exported fp32 graph in float16, keeping the contract's float32 I/O.
+
+    The backbone is found by data flow: the Conv/Relu/Add/MaxPool nodes reached from the input
+    through such nodes only, plus the GlobalAveragePool nodes that read them. A pooled vector is
+    where the head begins (its 1x1 projection, the LSTM, the score and the Grad-CAM stay float32),
+    so pooling outputs are cast back to float32 and not followed. Every other reader of a float16
+    tensor (the Grad-CAM reads the last block's output) gets a Cast to float32 too; Shape reads
+    either type. Conv weights and biases become float16 copies.
+    """
+    graph = proto.graph
+    image = graph.input[0].name
+    initializers = {i.name: i for i in graph.initializer}
+    # The exporter shares equal constants through Identity nodes: resolve them to the initializer.
+    aliases = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity" and n.input[0] in initializers}
+
+    def constant(name: str) -> str | None:
+        return name if name in initializers else aliases.get(name)
+
+    half: set[str] = set()  # tensors computed in float16
+    followed: set[str] = {image}  # float16 tensors whose readers may join the backbone
+    backbone: set[int] = set()
+    for index, node in enumerate(graph.node):
+        data = [i for i in node.input if i and constant(i) is None]
+        if node.op_type in BACKBONE_OPS and data and all(d in followed for d in data):
+            backbone.add(index)
+            half.update(node.output)
+            if node.op_type != "GlobalAveragePool":
+                followed.update(node.output)
+    if not backbone:
+        raise SystemExit("--precision fp16: found no convolutional backbone reading the input")
+
+    new_initializers = []
+    nodes = [helper.make_node("Cast", [image], [f"{image}_fp16"], to=TensorProto.FLOAT16, name="cast_input_fp16")]
+    fp32_copy = {t: f"{t}_fp32" for t in half}
+    needs_fp32: set[str] = set()
+    for index, node in enumerate(graph.node):
+        if index in backbone:
+            for k, name in enumerate(node.input):
+                if name == image:
+                    node.input[k] = f"{image}_fp16"
+                elif constant(name) is not None:
+                    source = initializers[constant(name)]
+                    copy = numpy_helper.from_array(numpy_helper.to_array(source).astype(np.float16), f"{source.name}_fp16")
+                    if copy.name not in {i.name for i in new_initializers}:
+                        new_initializers.append(copy)
+                    node.input[k] = copy.name
+        elif node.op_type != "Shape":
+            for k, name in enumerate(node.input):
+                if name in half:
+                    node.input[k] = fp32_copy[name]
+                    needs_fp32.add(name)
+        nodes.append(node)
+    # Casts to float32 right after the node that produces each tensor (keeps topological order).
+    ordered = []
+    for node in nodes:
+        ordered.append(node)
+        for out in node.output:
+            if out in needs_fp32:
+                ordered.append(helper.make_node("Cast", [out], [fp32_copy[out]], to=TensorProto.FLOAT, name=f"cast_{out}_fp32"))
+    del graph.node[:]
+    graph.node.extend(ordered)
+    graph.initializer.extend(new_initializers)
+    # Drop what no node reads any more (the float32 originals of converted weights, unused Identity).
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        unused = [n for n in graph.node if n.op_type == "Identity" and n.output[0] not in read]
+        if not unused:
+            break
+        for n in unused:
+            graph.node.remove(n)
+    read = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.value_info[:]  # element types changed; checker and runtime infer them again
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", choices=["r50", "tiny"], required=True)
@@ -82,16 +172,23 @@ def main(argv=None) -> None:
     p.add_argument("--weights", help="state_dict saved by torch.save(model.state_dict(), f) (train.py)")
     p.add_argument("--training-data", default="LaMem", help="recorded in metadata when --weights is given")
     p.add_argument("--save-weights", help="also write the state_dict that was exported")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="fp16: the convolutional backbone in float16; input and outputs stay float32")
     args = p.parse_args(argv)
 
     model = build_model(args.variant, args.seed, args.weights)
     proto = export_onnx(model, metadata(args.variant, bool(args.weights), args.training_data))
+    if args.precision == "fp16":
+        proto = backbone_to_fp16(proto)
     # `npm run model:build` writes under model/build/, which a fresh clone does not have.
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     onnx.save(proto, args.out)
     if args.save_weights:
         torch.save(model.state_dict(), args.save_weights)
-    print(f"wrote {args.out} ({args.variant}, seed {args.seed}, trained={bool(args.weights)})", file=sys.stderr)
+    print(
+        f"wrote {args.out} ({args.variant}, seed {args.seed}, {args.precision}, trained={bool(args.weights)})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

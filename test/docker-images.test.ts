@@ -1,7 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { resolveConfig } from "@memscore/shared";
 import { describe, expect, it } from "vitest";
@@ -10,7 +9,6 @@ import { dockerIgnore, type Instruction, parseDockerfile, splitFlags } from "./s
 import { renderKustomization } from "./support/kustomize.js";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const require = createRequire(import.meta.url);
 
 const envOf = (instructions: Instruction[]): Record<string, string> =>
   Object.fromEntries(
@@ -32,9 +30,9 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 describe.each([
-  { file: "worker.Dockerfile", install: "cuda12", provider: "cuda" },
-  { file: "service.Dockerfile", install: "skip", provider: "cpu" },
-])("infra/docker/$file", ({ file, install, provider }) => {
+  { file: "worker.Dockerfile", provider: "cuda" },
+  { file: "service.Dockerfile", provider: "cpu" },
+])("infra/docker/$file", ({ file, provider }) => {
   const path = join(ROOT, "infra/docker", file);
 
   it("starts from pinned images and from its own earlier stages only", async () => {
@@ -63,8 +61,9 @@ describe.each([
         ?.slice(1)
         .map(Number) ?? [];
     const [wantMajor, wantMinor] = /(\d+)\.(\d+)/.exec(engines)?.slice(1).map(Number) ?? [];
-    expect(major).toBe(wantMajor);
-    expect(minor).toBeGreaterThanOrEqual(wantMinor as number);
+    // A Node at least as new as package.json's engines asks for (the GPU image runs Node 24).
+    expect(major).toBeGreaterThanOrEqual(wantMajor as number);
+    if (major === wantMajor) expect(minor).toBeGreaterThanOrEqual(wantMinor as number);
   });
 
   it("copies only files that exist in the repository and are in the build context", async () => {
@@ -87,24 +86,6 @@ describe.each([
     expect(context.filter((f) => f.includes("/dist/") || f.endsWith(".tsbuildinfo"))).toEqual([]);
     expect(ignored("node_modules/sharp/package.json")).toBe(true);
     expect(ignored(".git/HEAD")).toBe(true);
-  });
-
-  it(`installs onnxruntime-node's binaries with ONNXRUNTIME_NODE_INSTALL=${install} before npm ci`, async () => {
-    const { stages } = await parseDockerfile(path);
-    const build = stages.find((s) =>
-      s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)),
-    );
-    expect(build).toBeDefined();
-    const instructions = build?.instructions ?? [];
-    const npmCi = instructions.findIndex((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
-    expect(envOf(instructions.slice(0, npmCi)).ONNXRUNTIME_NODE_INSTALL).toBe(install);
-    if (install !== "skip") {
-      // The value must be one that onnxruntime-node's install script accepts on linux/x64.
-      const metadata = require("onnxruntime-node/script/install-metadata.js") as {
-        requirements: Record<string, string[]>;
-      };
-      expect(metadata.requirements["linux/x64"]).toContain(install);
-    }
   });
 
   it("runs the memscore CLI as a non-root user, serving metrics and health on the configured port", async () => {
@@ -139,5 +120,83 @@ describe.each([
     const [command] = JSON.parse(final.find((i) => i.keyword === "CMD")?.args ?? "[]") as string[];
     const help = spawnSync(process.execPath, [CLI_BIN, command as string, "--help"], { encoding: "utf8" });
     expect(help.status, `memscore ${command} --help`).toBe(0);
+  });
+});
+
+/** The stage that runs `npm ci`, and the index of that RUN among its instructions. */
+async function npmCiStage(file: string): Promise<{ instructions: Instruction[]; npmCi: number }> {
+  const { stages } = await parseDockerfile(join(ROOT, "infra/docker", file));
+  const build = stages.find((s) =>
+    s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)),
+  );
+  expect(build, `a stage of ${file} runs npm ci`).toBeDefined();
+  const instructions = build?.instructions ?? [];
+  return {
+    instructions,
+    npmCi: instructions.findIndex((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)),
+  };
+}
+
+describe("infra/docker/service.Dockerfile", () => {
+  it("skips onnxruntime-node's download of GPU binaries (ONNXRUNTIME_NODE_INSTALL=skip before npm ci)", async () => {
+    const { instructions, npmCi } = await npmCiStage("service.Dockerfile");
+    expect(envOf(instructions.slice(0, npmCi)).ONNXRUNTIME_NODE_INSTALL).toBe("skip");
+  });
+});
+
+describe("infra/docker/worker.Dockerfile: the CUDA provider", () => {
+  it("starts from a CUDA 13 + cuDNN 9 runtime image, the CUDA and cuDNN the provider was built for", async () => {
+    const { stages } = await parseDockerfile(join(ROOT, "infra/docker/worker.Dockerfile"));
+    const cuda = stages.map((s) => s.from).filter((f) => f.startsWith("nvidia/cuda:"));
+    expect(cuda.length).toBeGreaterThan(0);
+    for (const from of cuda) expect(from).toMatch(/^nvidia\/cuda:13\.\d+\.\d+-cudnn-runtime-ubuntu\d+\.\d+$/);
+    expect(stages.at(-1)?.from).toBe(cuda[0]);
+  });
+
+  it("installs it with npm run gpu:install after an npm ci that runs no install script (no NuGet)", async () => {
+    const { instructions, npmCi } = await npmCiStage("worker.Dockerfile");
+    expect(instructions[npmCi]?.args).toMatch(/--ignore-scripts/);
+    const install = envOf(instructions).ONNXRUNTIME_NODE_INSTALL;
+    expect(install === undefined || install === "skip", `ONNXRUNTIME_NODE_INSTALL=${install}`).toBe(true);
+    const gpuInstall = instructions.findIndex(
+      (i) => i.keyword === "RUN" && /\bnpm run gpu:install\b/.test(i.args),
+    );
+    expect(gpuInstall).toBeGreaterThan(npmCi);
+    // The install step and its pins are copied in before it runs, and are in the build context.
+    const copied = instructions
+      .slice(0, gpuInstall)
+      .filter((i) => i.keyword === "COPY")
+      .flatMap((i) => splitFlags(i.args).words.slice(0, -1));
+    expect(copied).toContain("infra/gpu/");
+    const ignored = dockerIgnore(await readFile(join(ROOT, ".dockerignore"), "utf8"));
+    expect(ignored("infra/gpu/install-cuda-provider.mjs")).toBe(false);
+    expect(ignored("infra/gpu/cuda-provider.lock.json")).toBe(false);
+    expect(ignored("infra/k8s/base/worker.yaml")).toBe(true);
+    const scripts = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")).scripts as Record<
+      string,
+      string
+    >;
+    expect(scripts["gpu:install"]).toBe("node infra/gpu/install-cuda-provider.mjs");
+  });
+
+  it("fails the build when a library the provider needs does not resolve (ldd), the driver's libcuda.so.1 aside", async () => {
+    const { instructions } = await npmCiStage("worker.Dockerfile");
+    const run =
+      instructions.find((i) => i.keyword === "RUN" && /\bnpm run gpu:install\b/.test(i.args))?.args ?? "";
+    expect(run).toMatch(
+      /provider=node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/,
+    );
+    expect(run).toContain(`ldd "$provider"`);
+    expect(run).toContain(String.raw`grep 'not found' | grep -v 'libcuda\.so\.1 '`);
+    expect(run).toMatch(/exit 1/);
+    expect(run).toContain(String.raw`ldconfig -p | grep 'libcudnn\.so\.9 '`);
+    // Core and provider are one ONNX Runtime version: the image's onnxruntime-node is the pinned one.
+    const lock = JSON.parse(await readFile(join(ROOT, "infra/gpu/cuda-provider.lock.json"), "utf8")) as {
+      onnxruntimeVersion: string;
+    };
+    const worker = JSON.parse(await readFile(join(ROOT, "packages/worker/package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    expect(worker.dependencies["onnxruntime-node"]).toBe(lock.onnxruntimeVersion);
   });
 });

@@ -79,8 +79,8 @@ export const THREAD_GROUPS = {
  * worker started ({@link newThreads} around the start) and are none of the others: the
  * inference thread and ONNX Runtime's pool.
  */
-function groupOf(tid, name, known) {
-  if (tid === process.pid) return "main";
+function groupOf(tid, name, known, mainPid) {
+  if (tid === mainPid) return "main";
   if (name.startsWith("libvips")) return "libvips";
   if (known.pipeline?.has(tid)) return "pipeline";
   if (known.libuv.has(tid)) return "libuv";
@@ -93,12 +93,15 @@ export function newThreads(before, after) {
   return new Set([...after.keys()].filter((tid) => !before.has(tid)));
 }
 
-/** CPU ms per group used between two snapshots, divided by `per` (e.g. images). */
-export function cpuByGroup(before, after, known, per = 1) {
+/**
+ * CPU ms per group used between two snapshots of process `mainPid`'s threads, divided by `per`
+ * (e.g. images).
+ */
+export function cpuByGroup(before, after, known, per = 1, mainPid = process.pid) {
   const groups = Object.fromEntries(Object.keys(THREAD_GROUPS).map((g) => [g, 0]));
   for (const [tid, { name, ms }] of after) {
     const used = ms - (before.get(tid)?.ms ?? 0);
-    groups[groupOf(tid, name, known)] += used / per;
+    groups[groupOf(tid, name, known, mainPid)] += used / per;
   }
   return groups;
 }

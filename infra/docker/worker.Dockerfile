@@ -4,12 +4,15 @@
 #   docker build -f infra/docker/worker.Dockerfile -t memscore-worker-gpu:0.1.0 .
 #   docker run --gpus all -e REDIS_URL=... -e MEMSCORE_MODEL=s3://models/resmemnet-r50.onnx memscore-worker-gpu:0.1.0
 #
-# onnxruntime-node 1.30 is built against CUDA 12.x and cuDNN 9 (any CUDA 12 minor works, cuDNN 8
-# does not); the base image brings both. The node binary comes from the official Node image
-# (built against an old glibc, so it runs on Ubuntu 22.04), so build and runtime share one libc.
-# For reproducible builds also pin the digests: FROM image:tag@sha256:...
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
+# ONNX Runtime's CUDA provider comes from the npm registry alone (`npm run gpu:install`, pinned
+# sha256s in infra/gpu/cuda-provider.lock.json), never from onnxruntime-node's NuGet download:
+# it is ONNX Runtime 1.29.0 built for CUDA 13 and cuDNN 9, which the base image brings
+# (libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10, libcudnn.so.9); the
+# NVIDIA container runtime mounts the driver's libcuda.so.1. The node binary comes from the
+# official Node image (built against an old glibc, so it runs on Ubuntu 24.04), so build and
+# runtime share one libc. For reproducible builds also pin the digests: FROM image:tag@sha256:...
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 
 FROM ${NODE_IMAGE} AS node
 
@@ -18,7 +21,7 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
   && apt-get update \
-  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates python3 make g++ \
+  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # Manifests first: the dependency layer is rebuilt only when they change.
@@ -27,12 +30,20 @@ COPY packages/shared/package.json packages/shared/
 COPY packages/producer/package.json packages/producer/
 COPY packages/worker/package.json packages/worker/
 COPY packages/cli/package.json packages/cli/
-# The repository's .npmrc skips onnxruntime-node's download of the CUDA provider libraries; this
-# image needs them. ONNXRUNTIME_NODE_INSTALL wins over the .npmrc key (install-utils.js reads
-# the variable first); "cuda12" is the only CUDA manifest of onnxruntime-node 1.30 on linux/x64.
-ENV ONNXRUNTIME_NODE_INSTALL=cuda12
-RUN npm ci --no-audit --no-fund \
-  && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
+# --ignore-scripts: no dependency install script runs, so onnxruntime-node's postinstall cannot
+# reach NuGet whatever npm's version or the .npmrc say.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+# The CUDA provider: fetched from the npm registry, every sha256 checked, placed next to
+# onnxruntime-node's core library. Then every library it needs must resolve in this image, except
+# the driver's libcuda.so.1 (mounted at run time); cuDNN, which it loads with dlopen, must be in
+# the loader cache.
+COPY infra/gpu/ infra/gpu/
+RUN npm run gpu:install \
+  && provider=node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so \
+  && ldd "$provider" \
+  && unresolved="$(ldd "$provider" | grep 'not found' | grep -v 'libcuda\.so\.1 ' || true)" \
+  && if [ -n "$unresolved" ]; then echo "unresolved CUDA provider dependencies: $unresolved" >&2; exit 1; fi \
+  && ldconfig -p | grep 'libcudnn\.so\.9 '
 COPY tsconfig.base.json tsconfig.json ./
 COPY packages/ packages/
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund

@@ -34,6 +34,13 @@ export interface MemscoreConfig {
   modelSha256: string;
   /** `MEMSCORE_PROVIDER`. @defaultValue "auto" */
   provider: ExecutionProviderChoice;
+  /**
+   * `MEMSCORE_CUDA_DEVICE_ID`: the GPU the `cuda` provider runs on, counted among the GPUs this
+   * process sees (`CUDA_VISIBLE_DEVICES`; a Kubernetes pod sees only its own). It is the only CUDA
+   * provider option onnxruntime-node 1.29 passes on: cuDNN's convolution search (exhaustive),
+   * its workspace (the maximum) and TF32 stay at ONNX Runtime's defaults. @defaultValue 0
+   */
+  cudaDeviceId: number;
   /** `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the core count */
   intraOpThreads: number;
   /**
@@ -201,6 +208,7 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
     fallback: () => "",
   },
   provider: { env: "MEMSCORE_PROVIDER", parse: oneOf(EXECUTION_PROVIDERS), fallback: () => "auto" },
+  cudaDeviceId: { env: "MEMSCORE_CUDA_DEVICE_ID", parse: integer(0, 63), fallback: () => 0 },
   intraOpThreads: {
     env: "MEMSCORE_INTRA_OP_THREADS",
     parse: integer(1, 1024),

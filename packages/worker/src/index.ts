@@ -1,7 +1,14 @@
 export { type BatcherStats, DynamicBatcher, type DynamicBatcherOptions } from "./batcher.js";
 export { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 export { type ChunkContext, type ChunkOutcome, ChunkRetryError, processChunk } from "./chunk-processor.js";
-export { AUTO_PROVIDER_ORDER, type ExecutionProviderName, providerCandidates } from "./execution-provider.js";
+export {
+  AUTO_PROVIDER_ORDER,
+  CUDA_PROVIDER_LIBRARIES,
+  cudaProviderProblem,
+  type ExecutionProviderName,
+  onnxruntimeBinaryDir,
+  providerCandidates,
+} from "./execution-provider.js";
 export {
   encodeHeatmap,
   type HeatmapOptions,

@@ -11,6 +11,8 @@ import { type StartedThread, startThread, threadEntry } from "./thread-channel.j
 
 export interface InferenceEngineOptions {
   provider?: ExecutionProviderChoice;
+  /** GPU of the cuda provider. @defaultValue 0 */
+  cudaDeviceId?: number;
   /** ONNX Runtime intra-op threads. @defaultValue ONNX Runtime's own default (all cores) */
   intraOpThreads?: number;
   /** ONNX Runtime threads busy-wait between operators. @defaultValue false */
@@ -63,6 +65,7 @@ export class InferenceEngine {
     const init: InferenceThreadInit = {
       path,
       provider: options.provider ?? "auto",
+      cudaDeviceId: options.cudaDeviceId,
       intraOpThreads: options.intraOpThreads,
       threadSpinning: options.threadSpinning,
       batchSize: options.batchSize,

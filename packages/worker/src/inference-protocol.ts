@@ -6,6 +6,7 @@ import type { ModelInfo } from "./model-runtime.js";
 export interface InferenceThreadInit {
   path: string;
   provider: ExecutionProviderChoice;
+  cudaDeviceId?: number | undefined;
   intraOpThreads?: number | undefined;
   threadSpinning?: boolean | undefined;
   batchSize: number;

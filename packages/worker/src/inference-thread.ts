@@ -35,6 +35,7 @@ let runtime: ModelRuntime;
 try {
   runtime = await ModelRuntime.load(init.path, {
     provider: init.provider,
+    ...(init.cudaDeviceId !== undefined && { cudaDeviceId: init.cudaDeviceId }),
     ...(init.intraOpThreads !== undefined && { intraOpThreads: init.intraOpThreads }),
     ...(init.threadSpinning !== undefined && { threadSpinning: init.threadSpinning }),
     logger: forwardingLogger(port),

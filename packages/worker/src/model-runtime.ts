@@ -31,6 +31,8 @@ export interface ModelOutput {
 export interface ModelRuntimeOptions {
   /** @defaultValue "auto" */
   provider?: ExecutionProviderChoice;
+  /** The GPU of the `cuda` provider, among those the process sees. @defaultValue 0 */
+  cudaDeviceId?: number;
   /** ONNX Runtime intra-op threads. @defaultValue ONNX Runtime's own default (all cores) */
   intraOpThreads?: number;
   /**
@@ -119,7 +121,11 @@ export class ModelRuntime {
     const spin = options.threadSpinning ? "1" : "0";
 
     const sessionOptions = (provider: ExecutionProviderName): ort.InferenceSession.SessionOptions => ({
-      executionProviders: [provider],
+      // deviceId is the only CUDA option onnxruntime-node's binding reads (it leaves cuDNN's
+      // convolution search, workspace and TF32 at ONNX Runtime's defaults).
+      executionProviders: [
+        provider === "cuda" ? { name: "cuda", deviceId: options.cudaDeviceId ?? 0 } : provider,
+      ],
       graphOptimizationLevel: "all",
       // Inference runs one batch at a time per session; parallelism comes from intra-op threads.
       executionMode: "sequential",

@@ -32,6 +32,7 @@ export class LocalScorer {
   static async start(config: MemscoreConfig, modelPath: string, logger: Logger): Promise<LocalScorer> {
     const engine = await InferenceEngine.start(modelPath, {
       provider: config.provider,
+      cudaDeviceId: config.cudaDeviceId,
       intraOpThreads: config.intraOpThreads,
       threadSpinning: config.ortThreadSpinning,
       batchSize: config.batchSize,

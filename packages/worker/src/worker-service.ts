@@ -121,6 +121,7 @@ export class WorkerService {
     // Inference runs in its own thread, fed straight by the pipeline threads.
     const engine = await InferenceEngine.start(modelPath, {
       provider: config.provider,
+      cudaDeviceId: config.cudaDeviceId,
       intraOpThreads: config.intraOpThreads,
       threadSpinning: config.ortThreadSpinning,
       batchSize: config.batchSize,

@@ -15,6 +15,7 @@ options:
                             normalised to [0,1], rounded to 1e-6 as in S3 records), width, height,
                             model_sha256 — or file and error {reason, message}
   --provider NAME           auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
+  --cuda-device N           GPU of the cuda provider (default: MEMSCORE_CUDA_DEVICE_ID, else 0)
   --batch-size N            images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
   --threads N               ONNX Runtime intra-op threads (default: the core count)
   --pipeline-threads N      threads reading, decoding and rendering (MEMSCORE_PIPELINE_THREADS,
@@ -25,6 +26,7 @@ Exit code: 0 if at least one image was scored, 1 if every image failed, 2 on bad
 const FLAG_TO_CONFIG = {
   model: "model",
   provider: "provider",
+  "cuda-device": "cudaDeviceId",
   "batch-size": "batchSize",
   threads: "intraOpThreads",
   "pipeline-threads": "pipelineThreads",

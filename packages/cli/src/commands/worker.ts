@@ -15,6 +15,7 @@ options:
   --batch-size B             images per inference (MEMSCORE_BATCH_SIZE, default 16)
   --max-batch-delay-ms MS    wait for a fuller batch at most this long (MEMSCORE_MAX_BATCH_DELAY_MS, default 20)
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
+  --cuda-device N            GPU of the cuda provider (MEMSCORE_CUDA_DEVICE_ID, default 0)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
   --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
   --pipeline-threads N       threads carrying images through fetch, decode, render and put, each with its
@@ -47,6 +48,7 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   "batch-size": "batchSize",
   "max-batch-delay-ms": "maxBatchDelayMs",
   provider: "provider",
+  "cuda-device": "cudaDeviceId",
   threads: "intraOpThreads",
   "decode-threads": "decodeThreads",
   "pipeline-threads": "pipelineThreads",

@@ -48,6 +48,10 @@ describe("memscore demo", () => {
     }
     const csv = files.find((f) => f.endsWith("results.csv")) as string;
     expect((await readFile(join(outDir, csv), "utf8")).trim().split("\n")).toHaveLength(6);
+    // The run's report, at the path the demo printed.
+    const report = /\n {2}report: (\S+\/report\.html)\n/.exec(result.stdout)?.[1] as string;
+    expect(report.startsWith(outDir)).toBe(true);
+    expect(await readFile(report, "utf8")).toContain('<section id="top"><h2>Top 5: highest scores</h2>');
 
     // The private servers are gone once the demo has exited.
     const redis = /private redis-server on ([\d.]+):(\d+)/.exec(result.stderr);

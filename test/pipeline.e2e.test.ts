@@ -119,7 +119,7 @@ describe("distributed pipeline (real Redis, S3 API server, 3 worker processes)",
     expect(Math.max(meta.width ?? 0, meta.height ?? 0)).toBeLessThanOrEqual(1024);
 
     const csv = (await getBytes(s3, output, "scores/_runs/run-1/results.csv")).toString().trim().split("\n");
-    expect(csv[0]).toBe("uri,status,score,heatmap,error_reason,error_message");
+    expect(csv[0]).toBe("uri,status,score,heatmap,error_reason,error_message,model_sha256");
     expect(csv).toHaveLength(201);
     // Outputs never leave the output prefix.
     for (const key of keys) expect(key.startsWith("scores/")).toBe(true);

@@ -1,27 +1,44 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
-import { demoCommand } from "./commands/demo.js";
-import { enqueueCommand } from "./commands/enqueue.js";
-import { producerCommand } from "./commands/producer.js";
-import { scheduleCommand } from "./commands/schedule.js";
-import { scoreCommand } from "./commands/score.js";
-import { statusCommand } from "./commands/status.js";
-import { workerCommand } from "./commands/worker.js";
 import { UsageError } from "./usage-error.js";
 
 /** A CLI command: parses its own arguments and returns the process exit code. */
 export type Command = (args: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { run: Command; summary: string }> = {
+// Each command is loaded when it runs, so a process loads only what its command needs (the
+// report process, whose peak memory is bounded, never loads the model runtime or the queue).
+const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
   demo: {
-    run: demoCommand,
+    load: async () => (await import("./commands/demo.js")).demoCommand,
     summary: "the whole pipeline on this machine, on sample images (starts what it needs)",
   },
-  score: { run: scoreCommand, summary: "score local image files or directories (no queue)" },
-  enqueue: { run: enqueueCommand, summary: "list an S3 prefix (or a manifest) and enqueue a scoring run" },
-  worker: { run: workerCommand, summary: "pull chunk jobs, score images, write outputs to S3" },
-  status: { run: statusCommand, summary: "show the queue, its workers and the runs in progress" },
-  schedule: { run: scheduleCommand, summary: "add, list or remove scheduled rescans of an S3 prefix" },
-  producer: { run: producerCommand, summary: "the producer service: run scheduled scans as enqueued runs" },
+  score: {
+    load: async () => (await import("./commands/score.js")).scoreCommand,
+    summary: "score local image files or directories (no queue)",
+  },
+  enqueue: {
+    load: async () => (await import("./commands/enqueue.js")).enqueueCommand,
+    summary: "list an S3 prefix (or a manifest) and enqueue a scoring run",
+  },
+  worker: {
+    load: async () => (await import("./commands/worker.js")).workerCommand,
+    summary: "pull chunk jobs, score images, write outputs to S3",
+  },
+  status: {
+    load: async () => (await import("./commands/status.js")).statusCommand,
+    summary: "show the queue, its workers and the runs in progress",
+  },
+  schedule: {
+    load: async () => (await import("./commands/schedule.js")).scheduleCommand,
+    summary: "add, list or remove scheduled rescans of an S3 prefix",
+  },
+  producer: {
+    load: async () => (await import("./commands/producer.js")).producerCommand,
+    summary: "the producer service: run scheduled scans as enqueued runs",
+  },
+  report: {
+    load: async () => (await import("./commands/report.js")).reportCommand,
+    summary: "one self-contained HTML page about a completed run",
+  },
 };
 
 function usage(): string {
@@ -49,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.load())(rest);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError || error instanceof MemscoreError) {
       process.stderr.write(`memscore ${name}: ${error.message}\n`);

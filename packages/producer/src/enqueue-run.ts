@@ -63,9 +63,15 @@ function toChunkImage(image: ListedImage): ChunkImage {
   return { uri: image.uri, rel: image.rel, ...(image.size !== undefined && { size: image.size }) };
 }
 
+/** A skipped image's row: its current record was written with `o.modelSha256` (--skip-existing). */
 function skippedRow(o: ResolvedEnqueueOptions, image: ListedImage): ResultRow {
   const { heatmap } = outputLocations(o.outputPrefix, image.rel, o.heatmapFormat);
-  return { uri: image.uri, status: "skipped", ...(heatmap && { heatmap: formatS3Uri(heatmap) }) };
+  return {
+    uri: image.uri,
+    status: "skipped",
+    ...(heatmap && { heatmap: formatS3Uri(heatmap) }),
+    model_sha256: o.modelSha256,
+  };
 }
 
 /** Pairs each listed image with the skip decision, HEADing records with bounded concurrency when asked. */

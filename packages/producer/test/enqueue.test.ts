@@ -351,8 +351,8 @@ describe("enqueueRun", () => {
     expect(summary).toMatchObject({ imagesSkipped: 1, imagesEnqueued: 0, completed: true });
     const csv = await storage.getText(parseS3Uri(resultsUri(out, "all-skipped", "csv")));
     expect(csv?.trim().split("\n")).toEqual([
-      "uri,status,score,heatmap,error_reason,error_message",
-      `s3://${inBucket}/${prefix}only.jpg,skipped,,${out}only.jpg.heatmap.jpg,,`,
+      "uri,status,score,heatmap,error_reason,error_message,model_sha256",
+      `s3://${inBucket}/${prefix}only.jpg,skipped,,${out}only.jpg.heatmap.jpg,,,${SHA_A}`,
     ]);
   });
 

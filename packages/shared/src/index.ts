@@ -71,14 +71,29 @@ export {
   finalizeRunResults,
   type ImageRecord,
   outputLocations,
+  parseRunDirectory,
   RECORD_METADATA,
   type ResultRow,
+  type ResultsFormat,
+  type ResultsTally,
   resultsUri,
+  runDirectory,
   toCsvLine,
   writeResultsPart,
 } from "./results.js";
+export { PARQUET_ROW_GROUP_ROWS, ParquetResultsWriter } from "./results-parquet.js";
 export { completeRun } from "./run-completion.js";
 export { type ChunkCounts, type ListingCheckpoint, type RunSnapshot, RunState } from "./run-state.js";
+export {
+  buildRunSummary,
+  parseRunSummary,
+  type RunModel,
+  RunOutputError,
+  type RunSummary,
+  readRunSummary,
+  runSummaryLocation,
+  writeRunSummary,
+} from "./run-summary.js";
 export {
   asPrefix,
   assertBucketAllowed,

@@ -1,6 +1,8 @@
+import { createInterface } from "node:readline";
 import { PassThrough } from "node:stream";
 import type { ImageErrorReason } from "./errors.js";
 import { type HeatmapFormat, heatmapSuffix } from "./heatmap-format.js";
+import { ParquetResultsWriter } from "./results-parquet.js";
 import { asPrefix, formatS3Uri, parseS3Uri, type S3Location, safeRelativeKey } from "./s3-uri.js";
 import type { Storage } from "./storage.js";
 
@@ -40,6 +42,8 @@ export interface ResultRow {
   heatmap?: string;
   error_reason?: string;
   error_message?: string;
+  /** sha256 of the model that scored (or failed, or would have scored) the image. */
+  model_sha256?: string;
 }
 
 /** Where one image's outputs go: `<rel>.json`, and `<rel>.heatmap.<ext>` unless the format is `none`. */
@@ -57,9 +61,24 @@ export function outputLocations(
   };
 }
 
-function runPrefix(outputPrefix: string, runId: string): S3Location {
+/** Where a run's tables, summary and report go: `<output prefix>/_runs/RUN_ID/`. */
+export function runDirectory(outputPrefix: string, runId: string): S3Location {
   const out = parseS3Uri(outputPrefix);
   return { bucket: out.bucket, key: `${asPrefix(out.key)}_runs/${runId}/` };
+}
+
+/**
+ * Splits a run directory URI (`s3://OUT/P/_runs/RUN_ID/`, trailing slash optional) into the
+ * output prefix and run id; undefined when the URI does not end in `_runs/RUN_ID`.
+ */
+export function parseRunDirectory(uri: string): { outputPrefix: string; runId: string } | undefined {
+  const location = parseS3Uri(uri);
+  const match = /^(.*?)_runs\/([^/]+)\/?$/.exec(location.key);
+  if (!match || (match[1] !== "" && !match[1]?.endsWith("/"))) return undefined;
+  return {
+    outputPrefix: formatS3Uri({ bucket: location.bucket, key: match[1] ?? "" }),
+    runId: match[2] ?? "",
+  };
 }
 
 /** Writes one part of a run's results table (a chunk's rows, or the rows the producer skipped). */
@@ -70,13 +89,21 @@ export async function writeResultsPart(
   part: { kind: "chunk" | "skipped"; index: number },
   rows: readonly ResultRow[],
 ): Promise<void> {
-  const dir = runPrefix(outputPrefix, runId);
+  const dir = runDirectory(outputPrefix, runId);
   const key = `${dir.key}parts/${part.kind}-${String(part.index).padStart(8, "0")}.jsonl`;
   const body = rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : "");
   await storage.put({ bucket: dir.bucket, key }, body, { contentType: "application/x-ndjson" });
 }
 
-const CSV_COLUMNS = ["uri", "status", "score", "heatmap", "error_reason", "error_message"] as const;
+const CSV_COLUMNS = [
+  "uri",
+  "status",
+  "score",
+  "heatmap",
+  "error_reason",
+  "error_message",
+  "model_sha256",
+] as const;
 
 function csvField(value: unknown): string {
   const text = value === undefined || value === null ? "" : String(value);
@@ -88,52 +115,95 @@ export function toCsvLine(row: ResultRow): string {
   return `${CSV_COLUMNS.map((c) => csvField(row[c])).join(",")}\n`;
 }
 
+/** What a run's table holds, counted while it is merged. */
+export interface ResultsTally {
+  rows: number;
+  byStatus: Record<ResultRow["status"], number>;
+  errorsByReason: Record<string, number>;
+  /** Rows per model sha256 (more than one key: the run's workers ran different models). */
+  rowsByModelSha256: Record<string, number>;
+}
+
+function countRow(tally: ResultsTally, row: ResultRow): void {
+  tally.rows++;
+  tally.byStatus[row.status] = (tally.byStatus[row.status] ?? 0) + 1;
+  if (row.status === "error") {
+    const reason = row.error_reason ?? "unknown";
+    tally.errorsByReason[reason] = (tally.errorsByReason[reason] ?? 0) + 1;
+  }
+  if (row.model_sha256) {
+    tally.rowsByModelSha256[row.model_sha256] = (tally.rowsByModelSha256[row.model_sha256] ?? 0) + 1;
+  }
+}
+
 /**
- * Merges a run's parts, in part order, into `_runs/RUN_ID/results.jsonl` and `results.csv`.
- * Parts are read one at a time and both tables are streamed up, so memory stays bounded for
- * runs of millions of images. Returns the number of rows.
+ * Merges a run's parts, in part order, into `_runs/RUN_ID/results.jsonl`, `results.csv` and
+ * `results.parquet`. Parts are read one line at a time and the three tables are streamed up
+ * (Parquet a row group at a time), so memory stays bounded for runs of millions of images.
  */
 export async function finalizeRunResults(
   storage: Storage,
   outputPrefix: string,
   runId: string,
-): Promise<number> {
-  const dir = runPrefix(outputPrefix, runId);
+): Promise<ResultsTally> {
+  const dir = runDirectory(outputPrefix, runId);
   const jsonl = new PassThrough();
   const csv = new PassThrough();
-  const uploads = Promise.all([
-    storage.putStream({ bucket: dir.bucket, key: `${dir.key}results.jsonl` }, jsonl, "application/x-ndjson"),
-    storage.putStream({ bucket: dir.bucket, key: `${dir.key}results.csv` }, csv, "text/csv"),
-  ]);
+  const parquetStream = new PassThrough();
+  const put = (format: ResultsFormat, body: PassThrough) =>
+    storage.putStream(
+      { bucket: dir.bucket, key: `${dir.key}results.${format}` },
+      body,
+      RESULTS_CONTENT_TYPES[format],
+    );
+  const uploads = Promise.all([put("jsonl", jsonl), put("csv", csv), put("parquet", parquetStream)]);
   const write = async (stream: PassThrough, text: string) => {
     if (!stream.write(text)) await new Promise((resolve) => stream.once("drain", resolve));
   };
-  let rows = 0;
+  const parquet = new ParquetResultsWriter(parquetStream, { metadata: { "memscore.run_id": runId } });
+  const tally: ResultsTally = {
+    rows: 0,
+    byStatus: { scored: 0, error: 0, skipped: 0 },
+    errorsByReason: {},
+    rowsByModelSha256: {},
+  };
   try {
     await write(csv, `${CSV_COLUMNS.join(",")}\n`);
     for await (const part of storage.list({ bucket: dir.bucket, key: `${dir.key}parts/` })) {
-      const text = await storage.getText({ bucket: dir.bucket, key: part.key }, 1024 * 1024 * 1024);
-      for (const line of (text ?? "").split("\n")) {
+      const body = await storage.getStream({ bucket: dir.bucket, key: part.key });
+      for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
         if (line.trim() === "") continue;
-        rows++;
+        const row = JSON.parse(line) as ResultRow;
+        countRow(tally, row);
         await write(jsonl, `${line}\n`);
-        await write(csv, toCsvLine(JSON.parse(line) as ResultRow));
+        await write(csv, toCsvLine(row));
+        await parquet.append(row);
       }
     }
+    await parquet.close();
   } catch (error) {
-    jsonl.destroy(error as Error);
-    csv.destroy(error as Error);
+    for (const stream of [jsonl, csv, parquetStream]) stream.destroy(error as Error);
     await uploads.catch(() => {});
     throw error;
   }
   jsonl.end();
   csv.end();
+  parquetStream.end();
   await uploads;
-  return rows;
+  return tally;
 }
 
-/** The URI of a run's results table (`csv` or `jsonl`). */
-export function resultsUri(outputPrefix: string, runId: string, format: "csv" | "jsonl"): string {
-  const dir = runPrefix(outputPrefix, runId);
+/** The formats of a run's results table. */
+export type ResultsFormat = "csv" | "jsonl" | "parquet";
+
+const RESULTS_CONTENT_TYPES: Record<ResultsFormat, string> = {
+  csv: "text/csv",
+  jsonl: "application/x-ndjson",
+  parquet: "application/vnd.apache.parquet",
+};
+
+/** The URI of a run's results table. */
+export function resultsUri(outputPrefix: string, runId: string, format: ResultsFormat): string {
+  const dir = runDirectory(outputPrefix, runId);
   return formatS3Uri({ bucket: dir.bucket, key: `${dir.key}results.${format}` });
 }

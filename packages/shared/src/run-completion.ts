@@ -1,22 +1,28 @@
 import type { Logger } from "./logger.js";
 import { finalizeRunResults, resultsUri } from "./results.js";
 import type { RunState } from "./run-state.js";
+import { buildRunSummary, runSummaryLocation, writeRunSummary } from "./run-summary.js";
+import { formatS3Uri } from "./s3-uri.js";
 import type { Storage } from "./storage.js";
 
 /**
- * Writes a run's results table after this process claimed its finalisation (see RunState). On
- * failure the claim is released so that a retry, or another process, can finish the job.
+ * Writes a run's results tables and then its summary (`run.json`, which says the tables are
+ * complete) after this process claimed its finalisation (see RunState). On failure the claim is
+ * released so that a retry, or another process, can finish the job.
  */
 export async function completeRun(storage: Storage, run: RunState, logger: Logger): Promise<void> {
   const snapshot = await run.snapshot();
   if (!snapshot) return;
   try {
-    const rows = await finalizeRunResults(storage, snapshot.outputPrefix, run.runId);
-    await run.markFinalized();
+    const tally = await finalizeRunResults(storage, snapshot.outputPrefix, run.runId);
+    const completedAt = new Date().toISOString();
+    await writeRunSummary(storage, buildRunSummary(snapshot, tally, completedAt));
+    await run.markFinalized(completedAt);
     logger.info("run complete", {
       runId: run.runId,
-      rows,
+      rows: tally.rows,
       results: resultsUri(snapshot.outputPrefix, run.runId, "csv"),
+      summary: formatS3Uri(runSummaryLocation(snapshot.outputPrefix, run.runId)),
     });
   } catch (error) {
     await run.releaseFinalize();

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { ImageErrorReason } from "./errors.js";
+import type { RunModel } from "./run-summary.js";
 
 /** What a run is and how far it got, as stored in Redis. */
 export interface RunSnapshot {
@@ -17,6 +18,8 @@ export interface RunSnapshot {
   imagesScored: number;
   imagesFailed: number;
   failuresByReason: Record<string, number>;
+  /** The model the first worker to record a chunk ran (absent until a worker has). */
+  model?: RunModel;
   finalizedAt?: string;
 }
 
@@ -140,12 +143,17 @@ export class RunState {
   /**
    * Records one finished chunk. Counts only the first completion of a chunk index. Returns
    * whether this call claimed the run's finalisation (it was the last outstanding chunk).
+   * A worker passes its `model`: the first one recorded describes the run's model in its summary
+   * (the producer, which may complete a run, has no model loaded).
    */
   async recordChunk(
     chunkIndex: number,
     counts: ChunkCounts,
     owner: string,
+    model?: RunModel,
   ): Promise<{ firstTime: boolean; finalize: boolean }> {
+    // Before the chunk counts as done, so whoever completes the run finds a model described.
+    if (model) await this.redis.hsetnx(this.keys.meta, "model", JSON.stringify(model));
     const reasons = Object.entries(counts.failuresByReason).flatMap(([reason, n]) => [reason, String(n)]);
     const added = (await this.redis.eval(
       RECORD_CHUNK,
@@ -176,8 +184,9 @@ export class RunState {
     await this.redis.hdel(this.keys.meta, "finalizing");
   }
 
-  async markFinalized(): Promise<void> {
-    await this.redis.hset(this.keys.meta, "finalizedAt", new Date().toISOString());
+  /** Marks the run complete, at `at` (the time its summary states). */
+  async markFinalized(at = new Date().toISOString()): Promise<void> {
+    await this.redis.hset(this.keys.meta, "finalizedAt", at);
   }
 
   /** The run's current state, or undefined if no such run exists. */
@@ -202,6 +211,7 @@ export class RunState {
       imagesScored: Number(meta.imagesScored ?? 0),
       imagesFailed: Number(meta.imagesFailed ?? 0),
       failuresByReason: Object.fromEntries(Object.entries(failures).map(([k, v]) => [k, Number(v)])),
+      ...(meta.model ? { model: JSON.parse(meta.model) as RunModel } : {}),
       ...(meta.finalizedAt ? { finalizedAt: meta.finalizedAt } : {}),
     };
   }

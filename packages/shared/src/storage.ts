@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import {
   GetObjectCommand,
@@ -235,6 +235,32 @@ export class Storage {
     } catch (error) {
       if (error instanceof ImageError && error.reason === "not_found") return undefined;
       throw error;
+    }
+  }
+
+  /**
+   * Opens an object for reading as a stream (a run's results table, read line by line in bounded
+   * memory). Errors as in {@link Storage.get}, also for failures while the body streams.
+   */
+  async getStream(location: S3Location): Promise<Readable> {
+    this.assertAllowed(location.bucket);
+    const what = formatS3Uri(location);
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: location.bucket, Key: location.key }),
+      );
+      const body = response.Body as Readable | undefined;
+      if (!body) throw new TransientStorageError(`get ${what}: empty response body`);
+      const chunks = async function* () {
+        try {
+          for await (const chunk of body) yield chunk as Buffer;
+        } catch (error) {
+          throw classifyStorageError(error, `get ${what}`);
+        }
+      };
+      return Readable.from(chunks(), { objectMode: false });
+    } catch (error) {
+      throw classifyStorageError(error, `get ${what}`);
     }
   }
 

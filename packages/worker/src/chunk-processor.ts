@@ -18,6 +18,8 @@ export interface ChunkContext {
   pipeline: PipelinePool;
   /** Bounds images between fetch and put across all chunks: the worker's memory bound. */
   inFlight: Semaphore;
+  /** The model's sha256, for the rows of images that never reached it (retries exhausted). */
+  modelSha256?: string;
   logger: Logger;
 }
 
@@ -98,6 +100,7 @@ export async function processChunk(
             status: "error",
             error_reason: "retries_exhausted",
             error_message: describeError(s.reason),
+            ...(ctx.modelSha256 && { model_sha256: ctx.modelSha256 }),
           },
   );
   const counts: ChunkCounts = { scored: 0, failed: 0, failuresByReason: {} };

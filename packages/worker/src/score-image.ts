@@ -53,6 +53,7 @@ export function rowFromRecord(record: ImageRecord): ResultRow {
       status: "scored",
       score: record.score as number,
       ...(record.heatmap && { heatmap: record.heatmap }),
+      model_sha256: record.model.sha256,
     };
   }
   return {
@@ -60,6 +61,7 @@ export function rowFromRecord(record: ImageRecord): ResultRow {
     status: "error",
     error_reason: String(record.error?.reason ?? "unknown"),
     error_message: record.error?.message ?? "",
+    model_sha256: record.model.sha256,
   };
 }
 

@@ -26,6 +26,7 @@ import { InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
 import { PipelinePool, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
+import { describeRunModel } from "./run-model.js";
 import { Semaphore } from "./semaphore.js";
 import type { StageObserver } from "./stage-timings.js";
 import type { WorkerMetrics } from "./worker-metrics.js";
@@ -156,8 +157,10 @@ export class WorkerService {
     const context: ChunkContext = {
       pipeline,
       inFlight: new Semaphore(options.maxImagesInFlight ?? config.maxImagesInFlight),
+      modelSha256: engine.info.sha256,
       logger,
     };
+    const runModel = describeRunModel(engine.info);
     const outputBucket = options.outputBucket
       ? parseS3Uri(`s3://${options.outputBucket}/`).bucket
       : undefined;
@@ -190,7 +193,7 @@ export class WorkerService {
         { kind: "chunk", index: data.chunkIndex },
         outcome.rows,
       );
-      const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner);
+      const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner, runModel);
       metrics?.chunkProcessed(outcome);
       if (finalize) await completeRun(storage, run, logger);
       return { scored: outcome.counts.scored, failed: outcome.counts.failed, reused: outcome.reused };

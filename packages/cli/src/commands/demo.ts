@@ -18,6 +18,7 @@ import {
   resolveConfig,
   Storage,
 } from "@memscore/shared";
+import { buildRunReport } from "@memscore/shared/report";
 import { listLocalImages, WorkerService } from "@memscore/worker";
 import { parseCommandArgs, stringFlag } from "../args.js";
 import { startLocalRedis } from "../local-services/local-redis.js";
@@ -167,6 +168,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       await writeFile(target, body);
       copied++;
     }
+    const reportPath = join(outDir, "_runs", runId, "report.html");
+    await writeFile(reportPath, (await buildRunReport(storage, { outputPrefix, runId }, { top: 12 })).html);
     const rows = (await readFile(join(outDir, "_runs", runId, "results.jsonl"), "utf8"))
       .split("\n")
       .filter((l) => l.trim())
@@ -189,7 +192,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     process.stdout.write(
       `\n${rows.length} images: ${scored.length} scored, ${failed.length} failed. ${copied} output files copied to ${outDir}\n` +
         `  per image: <name>.json (score, Grad-CAM grid, model, input)${config.heatmapFormat === "none" ? "" : ` and <name>${heatmapSuffix(config.heatmapFormat)}`}\n` +
-        `  results table: ${join(outDir, "_runs", runId, "results.csv")}\n`,
+        `  results table: ${join(outDir, "_runs", runId, "results.csv")} (also .jsonl, .parquet)\n` +
+        `  report: ${reportPath}\n`,
     );
     return scored.length > 0 ? 0 : 1;
   } catch (error) {

@@ -6,6 +6,7 @@ export {
   type MemscoreConfig,
   resolveConfig,
 } from "./config.js";
+export { type CpuBudget, type CpuBudgetOptions, readCpuBudget, usableCores } from "./cpu-budget.js";
 export { type Settled, settleWithin } from "./deadline.js";
 export {
   ConfigError,

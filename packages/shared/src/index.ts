@@ -57,6 +57,7 @@ export {
   type QueueJobState,
   type QueueOverview,
   type QueueOverviewOptions,
+  type QueueWorkers,
   readQueueOverview,
   runImageCounts,
 } from "./queue-overview.js";

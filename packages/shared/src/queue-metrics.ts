@@ -32,6 +32,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
   let cached: { overview: QueueOverview | undefined; at: number } | undefined;
   let reading: Promise<QueueOverview | undefined> | undefined;
   let lastError = "";
+  let warnedNoWorkerList = false;
 
   const read = async (): Promise<QueueOverview | undefined> => {
     try {
@@ -41,6 +42,14 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
       });
       for (const run of overview.runs) if (run.finalizedAt !== undefined) finishedRuns.add(run.runId);
       lastError = "";
+      if (overview.workersUnavailable !== undefined && !warnedNoWorkerList) {
+        // Once per process: the cause (an ACL or a managed service's policy) does not go away.
+        warnedNoWorkerList = true;
+        options.logger?.warn(
+          "Redis refuses CLIENT LIST: memscore_queue_workers is not exported; every other queue gauge is",
+          { queue, error: overview.workersUnavailable },
+        );
+      }
       return overview;
     } catch (error) {
       if (describeError(error) !== lastError) {
@@ -115,8 +124,13 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     ["queue"],
     (g, o) => g.set({ queue }, o.oldestWaitingAgeSeconds),
   );
-  queueGauge("memscore_queue_workers", "BullMQ workers connected to the queue.", ["queue"], (g, o) =>
-    g.set({ queue }, o.workers),
+  queueGauge(
+    "memscore_queue_workers",
+    "BullMQ workers connected to the queue (absent when Redis refuses CLIENT LIST).",
+    ["queue"],
+    (g, o) => {
+      if (o.workers) g.set({ queue }, o.workers.count);
+    },
   );
   const inProgress = (o: QueueOverview) => o.runs.filter((r) => r.finalizedAt === undefined);
   queueGauge(

@@ -1,9 +1,9 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { type KubernetesObject, renderKustomization } from "./support/kustomize.js";
-import { find, K8S_DIR, overlayNames, ROOT } from "./support/manifests.js";
+import { find, K8S_DIR, metricNamesInCode, overlayNames, ROOT } from "./support/manifests.js";
 import {
   kubeStateMatches,
   podMonitorTargets,
@@ -60,20 +60,6 @@ function unmatched(expr: string, targets: ScrapeTarget[], objects: KubernetesObj
     }
   }
   return problems;
-}
-
-/** The `memscore_*` names the TypeScript sources register. */
-async function metricNamesInCode(): Promise<Set<string>> {
-  const names = new Set<string>();
-  for (const pkg of await readdir(join(ROOT, "packages"))) {
-    const src = join(ROOT, "packages", pkg, "src");
-    for (const file of await readdir(src).catch(() => [] as string[])) {
-      if (!file.endsWith(".ts")) continue;
-      for (const m of (await readFile(join(src, file), "utf8")).matchAll(/"(memscore_[a-z0-9_]+)"/g))
-        names.add(m[1] as string);
-    }
-  }
-  return names;
 }
 
 /** GitHub's anchor for a Markdown heading. */

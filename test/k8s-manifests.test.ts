@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kedaSh } from "@kubernetes-models/keda";
@@ -24,9 +24,9 @@ import {
   find,
   K8S_DIR,
   memscoreContainers,
+  metricNamesInCode,
   overlayNames,
   podTemplate,
-  ROOT,
   selects,
 } from "./support/manifests.js";
 
@@ -77,20 +77,6 @@ async function fakeCgroupRoot(cores: number): Promise<string> {
   await writeFile(join(root, "proc/self/cgroup"), "0::/\n");
   await writeFile(join(root, "sys/fs/cgroup/cpu.max"), `${Math.round(cores * 100_000)} 100000\n`);
   return root;
-}
-
-/** The `memscore_*` names a TypeScript source file registers (`name: "memscore_..."`). */
-async function metricNamesInCode(): Promise<Set<string>> {
-  const names = new Set<string>();
-  for (const pkg of await readdir(join(ROOT, "packages"))) {
-    const src = join(ROOT, "packages", pkg, "src");
-    for (const file of await readdir(src).catch(() => [] as string[])) {
-      if (!file.endsWith(".ts")) continue;
-      const text = await readFile(join(src, file), "utf8");
-      for (const m of text.matchAll(/"(memscore_[a-z0-9_]+)"/g)) names.add(m[1] as string);
-    }
-  }
-  return names;
 }
 
 describe.each(OVERLAYS)("infra/k8s/overlays/%s", (overlay) => {

@@ -1,4 +1,4 @@
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { KubernetesObject } from "./kustomize.js";
 
@@ -79,4 +79,18 @@ export function cpuCores(quantity: string | number | undefined): number | undefi
   if (quantity === undefined) return undefined;
   const text = String(quantity);
   return text.endsWith("m") ? Number(text.slice(0, -1)) / 1000 : Number(text);
+}
+
+/** The `memscore_*` names the TypeScript sources register (`name: "memscore_..."`). */
+export async function metricNamesInCode(): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const pkg of await readdir(join(ROOT, "packages"))) {
+    const src = join(ROOT, "packages", pkg, "src");
+    for (const file of await readdir(src).catch(() => [] as string[])) {
+      if (!file.endsWith(".ts")) continue;
+      for (const m of (await readFile(join(src, file), "utf8")).matchAll(/"(memscore_[a-z0-9_]+)"/g))
+        names.add(m[1] as string);
+    }
+  }
+  return names;
 }

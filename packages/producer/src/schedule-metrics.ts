@@ -1,4 +1,4 @@
-import { describeError, type Logger } from "@memscore/shared";
+import { describeError, type Logger, scrapeRead } from "@memscore/shared";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { Gauge, type Registry } from "prom-client";
@@ -32,8 +32,6 @@ interface ScheduleReading {
 export function registerScheduleMetrics(registry: Registry, options: ScheduleMetricsOptions): void {
   const cacheMs = options.cacheMs ?? 5_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
-  let cached: { readings: ScheduleReading[]; at: number } | undefined;
-  let reading: Promise<ScheduleReading[]> | undefined;
   let lastError = "";
 
   const read = async (): Promise<ScheduleReading[]> => {
@@ -59,24 +57,7 @@ export function registerScheduleMetrics(registry: Registry, options: ScheduleMet
       return []; // absent rather than stale; memscore_redis_up says why
     }
   };
-  // A read hanging on a dead connection is waited for only up to the timeout, as for the queue gauges.
-  const current = async (): Promise<ScheduleReading[]> => {
-    if (cached && Date.now() - cached.at < cacheMs) return cached.readings;
-    reading ??= read().then((readings) => {
-      cached = { readings, at: Date.now() };
-      reading = undefined;
-      return readings;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<ScheduleReading[]>((resolve) => {
-      timer = setTimeout(() => resolve([]), timeoutMs);
-    });
-    try {
-      return await Promise.race([reading, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const current = scrapeRead(read, { cacheMs, timeoutMs, onTimeout: [] });
 
   const gauge = (name: string, help: string, value: (r: ScheduleReading) => number | undefined) =>
     new Gauge({

@@ -91,6 +91,7 @@ export {
   S3UriError,
   safeRelativeKey,
 } from "./s3-uri.js";
+export { type ScrapeReadOptions, scrapeRead } from "./scrape-read.js";
 export {
   classifyStorageError,
   createS3Client,

@@ -4,6 +4,7 @@ import { Gauge, type Registry } from "prom-client";
 import { describeError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { QUEUE_JOB_STATES, type QueueOverview, readQueueOverview, runImageCounts } from "./queue-overview.js";
+import { scrapeRead } from "./scrape-read.js";
 
 export interface QueueMetricsOptions {
   queue: Queue;
@@ -29,8 +30,6 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
   const cacheMs = options.cacheMs ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
   const finishedRuns = new Set<string>();
-  let cached: { overview: QueueOverview | undefined; at: number } | undefined;
-  let reading: Promise<QueueOverview | undefined> | undefined;
   let lastError = "";
   let warnedNoWorkerList = false;
 
@@ -60,25 +59,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     }
   };
 
-  // One read at a time, shared by every gauge of a scrape and by concurrent scrapes; a read
-  // still hanging on a dead connection is waited for only up to the timeout.
-  const current = async (): Promise<QueueOverview | undefined> => {
-    if (cached && Date.now() - cached.at < cacheMs) return cached.overview;
-    reading ??= read().then((overview) => {
-      cached = { overview, at: Date.now() };
-      reading = undefined;
-      return overview;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    });
-    try {
-      return await Promise.race([reading, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const current = scrapeRead(read, { cacheMs, timeoutMs, onTimeout: undefined });
 
   const redisUp = new Gauge({
     name: "memscore_redis_up",

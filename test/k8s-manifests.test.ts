@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kedaSh } from "@kubernetes-models/keda";
 import { monitoringCoreosCom } from "@kubernetes-models/prometheus-operator";
+import { FORCED_STOP_EXIT_MS } from "@memscore/cli";
 import { parseScheduleFile } from "@memscore/producer";
 import {
   CONFIG_ENV_NAMES,
@@ -51,12 +52,8 @@ for (const model of [
   MODELS[`${model.apiVersion}/${model.kind}`] = model as never;
 }
 
-/**
- * Variables the manifests may set that config.ts does not (yet) read: libuv's pool size, and
- * the inference watchdog's timeout, read by the worker pipeline (once config.ts has it, its
- * value is checked like every other).
- */
-const NOT_CONFIG_VARIABLES = new Set(["UV_THREADPOOL_SIZE", "MEMSCORE_INFERENCE_TIMEOUT_MS"]);
+/** Variables the manifests may set that config.ts does not read: libuv's pool size. */
+const NOT_CONFIG_VARIABLES = new Set(["UV_THREADPOOL_SIZE"]);
 
 /** The generated ConfigMap a container's envFrom points at (name with the content hash). */
 const envConfigMap = (objects: KubernetesObject[], c: Container) => {
@@ -147,8 +144,10 @@ describe.each(OVERLAYS)("infra/k8s/overlays/%s", (overlay) => {
     const drainMs = Number(args[args.indexOf("--shutdown-timeout") + 1]);
     const preStop = Number(c.lifecycle?.preStop?.exec?.command.at(-1));
     expect(drainMs).toBeGreaterThan(0);
-    // Forced stop hands chunks back within 5 s (workerCommand's forced timeout).
-    expect(worker.spec.terminationGracePeriodSeconds).toBeGreaterThan(preStop + drainMs / 1000 + 5);
+    // After the drain deadline the stop turns forced, and the process exits within FORCED_STOP_EXIT_MS.
+    expect(worker.spec.terminationGracePeriodSeconds).toBeGreaterThan(
+      preStop + (drainMs + FORCED_STOP_EXIT_MS) / 1000,
+    );
   });
 
   it("scales workers with KEDA on queue metrics the code exports, and scrapes every memscore pod", async () => {

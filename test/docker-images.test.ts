@@ -29,6 +29,9 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+/** The Node line both images run: the current LTS. */
+const IMAGE_NODE_MAJOR = 24;
+
 describe.each([
   { file: "worker.Dockerfile", provider: "cuda" },
   { file: "service.Dockerfile", provider: "cpu" },
@@ -61,9 +64,11 @@ describe.each([
         ?.slice(1)
         .map(Number) ?? [];
     const [wantMajor, wantMinor] = /(\d+)\.(\d+)/.exec(engines)?.slice(1).map(Number) ?? [];
-    // A Node at least as new as package.json's engines asks for (the GPU image runs Node 24).
+    // A Node at least as new as package.json's engines asks for, and the current LTS line:
+    // both images run Node 24 (the code also runs on 20).
     expect(major).toBeGreaterThanOrEqual(wantMajor as number);
     if (major === wantMajor) expect(minor).toBeGreaterThanOrEqual(wantMinor as number);
+    expect(major).toBe(IMAGE_NODE_MAJOR);
   });
 
   it("copies only files that exist in the repository and are in the build context", async () => {

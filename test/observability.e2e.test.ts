@@ -77,10 +77,14 @@ describe("observability (real Prometheus scraping a worker and a producer during
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     workerPort = await freePort();
     producerPort = await freePort();
+    // The target labels the PodMonitor and scrape-config.example.yml give (job="memscore",
+    // component, namespace), which the dashboard and alerts match on.
     prometheus = await startPrometheus({
       jobs: {
-        "memscore-worker": [`127.0.0.1:${workerPort}`],
-        "memscore-producer": [`127.0.0.1:${producerPort}`],
+        memscore: [
+          { targets: [`127.0.0.1:${workerPort}`], labels: { component: "worker", namespace: "memscore" } },
+          { targets: [`127.0.0.1:${producerPort}`], labels: { component: "enqueue", namespace: "memscore" } },
+        ],
       },
       ruleFiles: [ALERTS],
     });

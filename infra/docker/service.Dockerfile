@@ -6,7 +6,8 @@
 #   docker run -e REDIS_URL=... memscore-service:0.1.0 producer
 #
 # For reproducible builds also pin the digest: FROM image:tag@sha256:...
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# Node 24, the current LTS line (the code also runs on Node 20: package.json engines).
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 RUN apt-get update \

@@ -1,12 +1,15 @@
+import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 
 /**
  * The subset of kustomize that infra/k8s uses, so manifests can be rendered and validated
  * offline without kubectl or kustomize: `resources` (files and directories), `namespace`,
- * `labels` (metadata only), `images` and strategic-merge `patches` from files. Any other field
- * is refused, so a manifest change that needs more fails here loudly instead of rendering wrong.
+ * `labels` (metadata only), `images`, strategic-merge `patches` from files, and
+ * `configMapGenerator` (envs, files, literals; behavior create or merge) with kustomize's
+ * content-hash name suffix and the references to it rewritten. Any other field is refused, so
+ * a manifest change that needs more fails here loudly instead of rendering wrong.
  */
 
 /** A rendered Kubernetes object. */
@@ -28,6 +31,7 @@ const SUPPORTED_FIELDS = new Set([
   "resources",
   "images",
   "patches",
+  "configMapGenerator",
 ]);
 
 /** Kinds without a namespace: the namespace transformer leaves them alone. */
@@ -123,8 +127,121 @@ function setImages(value: Json, images: JsonObject[]): void {
 const objectId = (o: KubernetesObject) =>
   `${o.apiVersion}/${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
+/** ConfigMaps made by a configMapGenerator: their names get the content hash once the whole build is done. */
+const generated = new WeakSet<object>();
+
+/** `KEY=VALUE` lines of an env file, as kustomize reads them (values literal, `#` comments). */
+function envFileEntries(text: string, file: string): [string, string][] {
+  const entries: [string, string][] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/^\s+/, "").replace(/\r$/, "");
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.indexOf("=");
+    // Without "=", kustomize reads the value from its own environment: not reproducible.
+    if (at <= 0) throw new Error(`${file}: "${line}" is not KEY=VALUE`);
+    entries.push([line.slice(0, at), line.slice(at + 1)]);
+  }
+  return entries;
+}
+
+async function generateConfigMap(dir: string, file: string, entry: Json): Promise<KubernetesObject> {
+  if (!isObject(entry) || typeof entry.name !== "string")
+    throw new Error(`${file}: a configMapGenerator entry needs a name`);
+  for (const key of Object.keys(entry)) {
+    if (!["name", "envs", "files", "literals", "behavior"].includes(key))
+      throw new Error(`${file}: configMapGenerator field "${key}" is not supported here`);
+  }
+  const data: Record<string, string> = {};
+  for (const env of (entry.envs as Json[] | undefined) ?? []) {
+    const path = resolve(dir, String(env));
+    for (const [k, v] of envFileEntries(await readFile(path, "utf8"), path)) data[k] = v;
+  }
+  for (const f of (entry.files as Json[] | undefined) ?? []) {
+    const path = resolve(dir, String(f));
+    data[basename(path)] = await readFile(path, "utf8");
+  }
+  for (const literal of (entry.literals as Json[] | undefined) ?? []) {
+    const at = String(literal).indexOf("=");
+    if (at <= 0) throw new Error(`${file}: literal "${String(literal)}" is not KEY=VALUE`);
+    data[String(literal).slice(0, at)] = String(literal).slice(at + 1);
+  }
+  const configMap: KubernetesObject = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: entry.name },
+    data,
+  };
+  generated.add(configMap);
+  return configMap;
+}
+
+/** Go's encoding/json of a value with sorted keys and HTML-safe escapes, as kustomize hashes it. */
+function goJson(value: Json): string {
+  if (isObject(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${goJson(k)}:${goJson(value[k] as Json)}`).join(",")}}`;
+  }
+  if (Array.isArray(value)) return `[${value.map(goJson).join(",")}]`;
+  return JSON.stringify(value)
+    .replaceAll("<", "\\u003c")
+    .replaceAll(">", "\\u003e")
+    .replaceAll("&", "\\u0026")
+    .replaceAll("\u2028", "\\u2028")
+    .replaceAll("\u2029", "\\u2029");
+}
+
+/**
+ * kustomize's name suffix of a ConfigMap: the sha256 of {data, kind, name}, 10 characters, no
+ * vowels. kustomize 5 (checked against `kubectl kustomize`, kustomize v5.5.0) hashes with an
+ * empty name: two generators with the same data get the same suffix.
+ */
+export function configMapHash(data: Record<string, string>): string {
+  const hex = createHash("sha256")
+    .update(goJson({ data, kind: "ConfigMap", name: "" }))
+    .digest("hex");
+  const swap: Record<string, string> = { "0": "g", "1": "h", "3": "k", a: "m", e: "t" };
+  return [...hex.slice(0, 10)].map((c) => swap[c] ?? c).join("");
+}
+
+/** Renames generated ConfigMaps to NAME-HASH and points every pod-spec reference at the new name. */
+function nameGeneratedConfigMaps(objects: KubernetesObject[]): void {
+  const renamed = new Map<string, string>();
+  for (const o of objects) {
+    if (!generated.has(o)) continue;
+    const name = `${o.metadata.name}-${configMapHash(o.data as Record<string, string>)}`;
+    renamed.set(`${o.metadata.namespace ?? ""}/${o.metadata.name}`, name);
+    o.metadata = { ...o.metadata, name };
+  }
+  const rewrite = (value: Json, namespace: string): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) rewrite(item, namespace);
+      return;
+    }
+    if (!isObject(value)) return;
+    for (const [key, child] of Object.entries(value)) {
+      // envFrom[].configMapRef, env[].valueFrom.configMapKeyRef, volumes[].configMap, projected sources.
+      if ((key === "configMapRef" || key === "configMapKeyRef" || key === "configMap") && isObject(child)) {
+        const to = renamed.get(`${namespace}/${String(child.name)}`);
+        if (to !== undefined) child.name = to;
+      }
+      rewrite(child, namespace);
+    }
+  };
+  for (const o of objects) {
+    if (!generated.has(o) && BUILT_IN_WORKLOADS.has(o.kind))
+      rewrite(o.spec as Json, o.metadata.namespace ?? "");
+  }
+}
+
 /** Renders the kustomization in `dir` (a directory with kustomization.yaml), as `kubectl kustomize` would. */
 export async function renderKustomization(dir: string): Promise<KubernetesObject[]> {
+  const objects = await buildKustomization(dir);
+  nameGeneratedConfigMaps(objects);
+  return objects;
+}
+
+/** One kustomization's objects, generated ConfigMaps still under their plain names (overlays may merge into them). */
+async function buildKustomization(dir: string): Promise<KubernetesObject[]> {
   const file = join(dir, "kustomization.yaml");
   const [k] = await readYamlDocuments(file);
   if (k?.kind !== "Kustomization") throw new Error(`${file}: not a Kustomization`);
@@ -136,8 +253,23 @@ export async function renderKustomization(dir: string): Promise<KubernetesObject
   for (const entry of (k.resources as Json[] | undefined) ?? []) {
     if (typeof entry !== "string") throw new Error(`${file}: resources must be paths`);
     const path = resolve(dir, entry);
-    if ((await stat(path)).isDirectory()) objects.push(...(await renderKustomization(path)));
+    if ((await stat(path)).isDirectory()) objects.push(...(await buildKustomization(path)));
     else objects.push(...((await readYamlDocuments(path)) as unknown as KubernetesObject[]));
+  }
+  for (const entry of (k.configMapGenerator as Json[] | undefined) ?? []) {
+    const made = await generateConfigMap(dir, file, entry);
+    const behavior = isObject(entry) && typeof entry.behavior === "string" ? entry.behavior : "create";
+    const existing = objects.find((o) => generated.has(o) && o.metadata.name === made.metadata.name);
+    if (behavior === "create") {
+      if (existing) throw new Error(`${file}: ConfigMap ${made.metadata.name} is generated twice`);
+      objects.push(made);
+    } else if (behavior === "merge") {
+      if (!existing) throw new Error(`${file}: no generated ConfigMap ${made.metadata.name} to merge into`);
+      existing.data = {
+        ...(existing.data as Record<string, string>),
+        ...(made.data as Record<string, string>),
+      };
+    } else throw new Error(`${file}: configMapGenerator behavior "${behavior}" is not supported here`);
   }
   for (const o of objects) {
     if (typeof o.apiVersion !== "string" || typeof o.kind !== "string" || !o.metadata?.name)

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "@memscore/cli";
@@ -22,13 +22,36 @@ export interface TestPrometheus {
   targetHealth(): Promise<{ job: string; url: string; health: string; lastError: string }[]>;
   /** The loaded rules with their evaluation health. */
   rules(): Promise<{ name: string; health: string; lastError?: string }[]>;
+  /** When each rule group was last evaluated (ms since the epoch; 0 before the first evaluation). */
+  lastEvaluations(): Promise<number[]>;
+  /** Alerts pending or firing now (GET /api/v1/alerts). */
+  alerts(): Promise<ActiveAlert[]>;
+  /** Replaces a job's targets; Prometheus picks the change up within a second or so. */
+  setTargets(job: string, groups: TargetGroup[]): Promise<void>;
   output(): string;
   stop(): Promise<void>;
 }
 
+/** Targets that share labels, as in Prometheus' file-based discovery. */
+export interface TargetGroup {
+  targets: string[];
+  labels?: Record<string, string>;
+}
+
+/** An alert as Prometheus' API lists it. */
+export interface ActiveAlert {
+  labels: Record<string, string>;
+  state: "pending" | "firing";
+  activeAt: string;
+  value: string;
+}
+
 export interface TestPrometheusOptions {
-  /** Scrape jobs: job name → `host:port` targets. */
-  jobs: Record<string, string[]>;
+  /**
+   * Scrape jobs: job name → `host:port` targets, or groups of them with labels. Targets come
+   * from a file Prometheus watches, so `setTargets` can add or remove them, as pods come and go.
+   */
+  jobs: Record<string, string[] | TargetGroup[]>;
   /** Absolute paths of rule files to load. @defaultValue none */
   ruleFiles?: string[];
   /** @defaultValue "1s" */
@@ -43,12 +66,22 @@ export async function startPrometheus(options: TestPrometheusOptions): Promise<T
   const dir = await mkdtemp(join(tmpdir(), "memscore-prometheus-"));
   const port = await freePort();
   const interval = options.scrapeInterval ?? "1s";
+  const targetsFile = (job: string) => join(dir, `targets-${encodeURIComponent(job)}.json`);
+  const setTargets = async (job: string, groups: TargetGroup[]) => {
+    // Written whole, then renamed: Prometheus never reads a half-written file.
+    await writeFile(`${targetsFile(job)}.tmp`, JSON.stringify(groups));
+    await rename(`${targetsFile(job)}.tmp`, targetsFile(job));
+  };
+  for (const [job, targets] of Object.entries(options.jobs)) {
+    const groups = targets.map((t) => (typeof t === "string" ? { targets: [t] } : t));
+    await setTargets(job, groups);
+  }
   const config = {
     global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
     rule_files: options.ruleFiles ?? [],
-    scrape_configs: Object.entries(options.jobs).map(([job, targets]) => ({
+    scrape_configs: Object.keys(options.jobs).map((job) => ({
       job_name: job,
-      static_configs: [{ targets }],
+      file_sd_configs: [{ files: [targetsFile(job)], refresh_interval: "1s" }],
     })),
   };
   // JSON is valid YAML: no YAML writer needed.
@@ -126,6 +159,13 @@ export async function startPrometheus(options: TestPrometheusOptions): Promise<T
         >("/api/v1/rules");
       return answer.data.groups.flatMap((g) => g.rules);
     },
+    lastEvaluations: async () => {
+      const answer = await get<PrometheusAnswer<{ groups: { lastEvaluation: string }[] }>>("/api/v1/rules");
+      return answer.data.groups.map((g) => Math.max(0, Date.parse(g.lastEvaluation)));
+    },
+    alerts: async () =>
+      (await get<PrometheusAnswer<{ alerts: ActiveAlert[] }>>("/api/v1/alerts")).data.alerts,
+    setTargets,
     output: () => output,
     stop,
   };

@@ -31,6 +31,13 @@ export {
 export { ScanMetrics, type ScanOutcome } from "./scan-metrics.js";
 export { type ScanResult, ScanService, type ScanServiceOptions, scheduledTime } from "./scan-service.js";
 export {
+  applySchedules,
+  loadScheduleFile,
+  parseScheduleFile,
+  type ScheduleFileChanges,
+} from "./schedule-file.js";
+export { registerScheduleMetrics, type ScheduleMetricsOptions } from "./schedule-metrics.js";
+export {
   getSchedule,
   lastScheduledRun,
   listSchedules,

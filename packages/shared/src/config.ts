@@ -1,4 +1,4 @@
-import { availableParallelism } from "node:os";
+import { usableCores } from "./cpu-budget.js";
 import { ConfigError } from "./errors.js";
 import { HEATMAP_FORMATS, type HeatmapFormat } from "./heatmap-format.js";
 import type { LogLevel } from "./logger.js";
@@ -41,7 +41,10 @@ export interface MemscoreConfig {
    * its workspace (the maximum) and TF32 stay at ONNX Runtime's defaults. @defaultValue 0
    */
   cudaDeviceId: number;
-  /** `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the core count */
+  /**
+   * `MEMSCORE_INTRA_OP_THREADS`: ONNX Runtime threads per inference. @defaultValue the usable
+   * cores: the container's CPU limit (cgroup quota, rounded down) when it has one, else the core count
+   */
   intraOpThreads: number;
   /**
    * `MEMSCORE_ORT_THREAD_SPINNING`: let ONNX Runtime's pool threads busy-wait for work between
@@ -58,7 +61,8 @@ export interface MemscoreConfig {
   /**
    * `MEMSCORE_PIPELINE_THREADS`: threads that carry images through fetch, decode, render and
    * put, each with its own S3 client, so per-image work uses every core instead of the main
-   * thread (which keeps only per-chunk work). @defaultValue the core count
+   * thread (which keeps only per-chunk work). @defaultValue the usable cores, as for
+   * `intraOpThreads`
    */
   pipelineThreads: number;
   /**
@@ -212,7 +216,7 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   intraOpThreads: {
     env: "MEMSCORE_INTRA_OP_THREADS",
     parse: integer(1, 1024),
-    fallback: () => availableParallelism(),
+    fallback: () => usableCores(),
   },
   ortThreadSpinning: { env: "MEMSCORE_ORT_THREAD_SPINNING", parse: boolean, fallback: () => false },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
@@ -220,7 +224,7 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   pipelineThreads: {
     env: "MEMSCORE_PIPELINE_THREADS",
     parse: integer(1, 256),
-    fallback: () => availableParallelism(),
+    fallback: () => usableCores(),
   },
   // After batchSize: the default reads it.
   maxImagesInFlight: {

@@ -6,6 +6,7 @@ export {
   type MemscoreConfig,
   resolveConfig,
 } from "./config.js";
+export { type CpuBudget, type CpuBudgetOptions, readCpuBudget, usableCores } from "./cpu-budget.js";
 export { type Settled, settleWithin } from "./deadline.js";
 export {
   ConfigError,
@@ -56,6 +57,7 @@ export {
   type QueueJobState,
   type QueueOverview,
   type QueueOverviewOptions,
+  type QueueWorkers,
   readQueueOverview,
   runImageCounts,
 } from "./queue-overview.js";
@@ -104,6 +106,7 @@ export {
   S3UriError,
   safeRelativeKey,
 } from "./s3-uri.js";
+export { type ScrapeReadOptions, scrapeRead } from "./scrape-read.js";
 export {
   classifyStorageError,
   createS3Client,

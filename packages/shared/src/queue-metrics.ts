@@ -4,6 +4,7 @@ import { Gauge, type Registry } from "prom-client";
 import { describeError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { QUEUE_JOB_STATES, type QueueOverview, readQueueOverview, runImageCounts } from "./queue-overview.js";
+import { scrapeRead } from "./scrape-read.js";
 
 export interface QueueMetricsOptions {
   queue: Queue;
@@ -29,9 +30,8 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
   const cacheMs = options.cacheMs ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
   const finishedRuns = new Set<string>();
-  let cached: { overview: QueueOverview | undefined; at: number } | undefined;
-  let reading: Promise<QueueOverview | undefined> | undefined;
   let lastError = "";
+  let warnedNoWorkerList = false;
 
   const read = async (): Promise<QueueOverview | undefined> => {
     try {
@@ -41,6 +41,14 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
       });
       for (const run of overview.runs) if (run.finalizedAt !== undefined) finishedRuns.add(run.runId);
       lastError = "";
+      if (overview.workersUnavailable !== undefined && !warnedNoWorkerList) {
+        // Once per process: the cause (an ACL or a managed service's policy) does not go away.
+        warnedNoWorkerList = true;
+        options.logger?.warn(
+          "Redis refuses CLIENT LIST: memscore_queue_workers is not exported; every other queue gauge is",
+          { queue, error: overview.workersUnavailable },
+        );
+      }
       return overview;
     } catch (error) {
       if (describeError(error) !== lastError) {
@@ -51,25 +59,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     }
   };
 
-  // One read at a time, shared by every gauge of a scrape and by concurrent scrapes; a read
-  // still hanging on a dead connection is waited for only up to the timeout.
-  const current = async (): Promise<QueueOverview | undefined> => {
-    if (cached && Date.now() - cached.at < cacheMs) return cached.overview;
-    reading ??= read().then((overview) => {
-      cached = { overview, at: Date.now() };
-      reading = undefined;
-      return overview;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    });
-    try {
-      return await Promise.race([reading, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const current = scrapeRead(read, { cacheMs, timeoutMs, onTimeout: undefined });
 
   const redisUp = new Gauge({
     name: "memscore_redis_up",
@@ -115,8 +105,13 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
     ["queue"],
     (g, o) => g.set({ queue }, o.oldestWaitingAgeSeconds),
   );
-  queueGauge("memscore_queue_workers", "BullMQ workers connected to the queue.", ["queue"], (g, o) =>
-    g.set({ queue }, o.workers),
+  queueGauge(
+    "memscore_queue_workers",
+    "BullMQ workers connected to the queue (absent when Redis refuses CLIENT LIST).",
+    ["queue"],
+    (g, o) => {
+      if (o.workers) g.set({ queue }, o.workers.count);
+    },
   );
   const inProgress = (o: QueueOverview) => o.runs.filter((r) => r.finalizedAt === undefined);
   queueGauge(

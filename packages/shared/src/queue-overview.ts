@@ -1,5 +1,6 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { describeError } from "./errors.js";
 import { type RunSnapshot, RunState } from "./run-state.js";
 
 /** BullMQ job states memscore reports (chunk jobs are never paused or waiting for children). */
@@ -21,10 +22,43 @@ export interface QueueOverview {
   jobs: Record<QueueJobState, number>;
   /** Seconds since the oldest waiting chunk job was enqueued; 0 when nothing waits. */
   oldestWaitingAgeSeconds: number;
-  /** BullMQ workers connected to the queue (named Redis connections). */
-  workers: number;
+  /**
+   * BullMQ workers connected to the queue (named Redis connections, from CLIENT LIST), or
+   * undefined when Redis refuses CLIENT LIST (some managed services do); the rest is still read.
+   */
+  workers: QueueWorkers | undefined;
+  /** Why `workers` is undefined: Redis's answer to CLIENT LIST. */
+  workersUnavailable?: string;
   /** Snapshots of the newest runs, finished ones included (they carry `finalizedAt`). */
   runs: RunSnapshot[];
+}
+
+/** The worker connections of a queue. */
+export interface QueueWorkers {
+  count: number;
+  /** Each worker connection's address and age in seconds, as CLIENT LIST reports them. */
+  connections: { addr: string; age: number }[];
+}
+
+/**
+ * BullMQ's answer when CLIENT is an unknown command (e.g. GCP Memorystore): a fake one-item
+ * list, which would count as one worker.
+ */
+const NO_CLIENT_LIST_MARKER = "GCP does not support client list";
+
+/** The queue's worker connections, or why Redis would not list them (ACL NOPERM, unknown command). */
+async function readQueueWorkers(queue: Queue): Promise<QueueWorkers | { unavailable: string }> {
+  try {
+    const clients = await queue.getWorkers();
+    if (clients.some((c) => c.name === NO_CLIENT_LIST_MARKER))
+      return { unavailable: "CLIENT LIST is not supported by this Redis" };
+    return {
+      count: clients.length,
+      connections: clients.map((c) => ({ addr: String(c.addr ?? ""), age: Number(c.age ?? 0) })),
+    };
+  } catch (error) {
+    return { unavailable: describeError(error) };
+  }
 }
 
 export interface QueueOverviewOptions {
@@ -39,6 +73,8 @@ export interface QueueOverviewOptions {
 /**
  * Reads a queue's overview from Redis: job counts, the age of the oldest waiting job, connected
  * workers and recent runs. Used by `memscore status` and by every process's metrics collector.
+ * Rejects when Redis cannot be read, except for CLIENT LIST alone: a Redis that refuses it gives
+ * an overview without `workers`.
  */
 export async function readQueueOverview(
   queue: Queue,
@@ -50,7 +86,7 @@ export async function readQueueOverview(
     // asc=true: BullMQ pushes new jobs on the left and takes them from the right, so index 0
     // in ascending order is the oldest waiting job.
     queue.getJobs(["waiting"], 0, 0, true),
-    queue.getWorkersCount(),
+    readQueueWorkers(queue),
     RunState.listRunIds(redis, queue.name, options.maxRuns ?? 50),
   ]);
   const readAt = Date.now();
@@ -68,7 +104,9 @@ export async function readQueueOverview(
     readAt,
     jobs,
     oldestWaitingAgeSeconds: oldestTimestamp ? Math.max(0, (readAt - oldestTimestamp) / 1000) : 0,
-    workers,
+    ...("unavailable" in workers
+      ? { workers: undefined, workersUnavailable: workers.unavailable }
+      : { workers }),
     runs: snapshots.filter((s): s is RunSnapshot => s !== undefined),
   };
 }

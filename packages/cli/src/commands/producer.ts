@@ -1,4 +1,13 @@
-import { ProducerMetrics, ScanMetrics, ScanService } from "@memscore/producer";
+import {
+  applySchedules,
+  loadScheduleFile,
+  openScanQueue,
+  ProducerMetrics,
+  registerScheduleMetrics,
+  ScanMetrics,
+  ScanService,
+  type Schedule,
+} from "@memscore/producer";
 import {
   type ConfigOverrides,
   checkRedisEvictionPolicy,
@@ -21,8 +30,20 @@ scanned by exactly one of them. Runs until SIGTERM/SIGINT: the first signal lets
 finish (up to --shutdown-timeout), a second one (or the deadline) stops them at their last
 checkpoint and hands them back to the queue, where another producer resumes them.
 
+With --schedules FILE the queue's schedules become exactly those of FILE at start (new ones
+added, changed ones replaced, the others removed), so schedules can live in git. FILE is YAML:
+  schedules:
+    - name: photos-nightly
+      cron: "30 2 * * *"          # or everyMs: 3600000
+      tz: Europe/Paris            # optional, cron only
+      input: s3://archive/photos/
+      outputPrefix: s3://scores/photos/
+      skipExisting: true          # optional (default true); also chunkSize, maxPending
+A bad file stops the producer before it changes anything.
+
 options:
   --concurrency N            scans at once (default 1)
+  --schedules FILE           apply the schedules of FILE at start (see above)
   --model PATH|s3://URI      the model the workers run, whose sha256 decides which records are
                              current (MEMSCORE_MODEL, default: the bundled model)
   --model-sha256 HEX         that model's sha256, instead of hashing the file (MEMSCORE_MODEL_SHA256)
@@ -51,10 +72,9 @@ function positiveInt(values: Record<string, unknown>, name: string, fallback: nu
 /** `memscore producer`: the long-running service that turns scheduled scans into runs. */
 export async function producerCommand(args: string[]): Promise<number> {
   const options = Object.fromEntries(
-    [...Object.keys(FLAG_TO_CONFIG), "concurrency", "shutdown-timeout", "lock-duration"].map((f) => [
-      f,
-      { type: "string" as const },
-    ]),
+    [...Object.keys(FLAG_TO_CONFIG), "concurrency", "shutdown-timeout", "lock-duration", "schedules"].map(
+      (f) => [f, { type: "string" as const }],
+    ),
   );
   const parsed = parseCommandArgs(args, options, HELP);
   if (!parsed) return 0;
@@ -62,6 +82,9 @@ export async function producerCommand(args: string[]): Promise<number> {
   const shutdownTimeout = positiveInt(parsed.values, "shutdown-timeout", 30_000, 24 * 3_600_000);
   const lockDurationMs = positiveInt(parsed.values, "lock-duration", 30_000, 3_600_000);
   const config = resolveConfig(process.env, configOverrides(parsed.values, FLAG_TO_CONFIG));
+  const schedulesFile = stringFlag(parsed.values, "schedules");
+  // Read and checked before anything starts: a bad file changes nothing and exits 2.
+  const declared: Schedule[] | undefined = schedulesFile ? await loadScheduleFile(schedulesFile) : undefined;
   const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
@@ -80,8 +103,14 @@ export async function producerCommand(args: string[]): Promise<number> {
   const producerMetrics = new ProducerMetrics(ops.registry);
   const storage = Storage.fromConfig(config);
   const redis = createRedisConnection(config.redisUrl, { name: "memscore-producer", logger });
+  const scanQueue = openScanQueue(redis, config.queueName);
+  registerScheduleMetrics(ops.registry, { scanQueue, redis, queueName: config.queueName, logger });
   try {
     await checkRedisEvictionPolicy(redis, config.redisEvictionCheck, logger);
+    if (declared) {
+      const changes = await applySchedules(scanQueue, storage, declared, logger);
+      logger.info("schedules applied from file", { file: schedulesFile, ...changes });
+    }
     service = await ScanService.start({
       redis,
       storage,
@@ -95,6 +124,7 @@ export async function producerCommand(args: string[]): Promise<number> {
       onProgress: producerMetrics.observe,
     });
   } catch (error) {
+    await scanQueue.close().catch(() => {});
     redis.disconnect();
     storage.close();
     await ops.close();
@@ -103,6 +133,7 @@ export async function producerCommand(args: string[]): Promise<number> {
   const running = service;
   const stop = async (options: { graceful: boolean; timeoutMs: number }) => {
     await running.stop(options);
+    await scanQueue.close().catch(() => {});
     storage.close();
     await ops.close();
   };

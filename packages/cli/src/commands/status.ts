@@ -60,7 +60,8 @@ export interface StatusReport {
   readAt: string;
   jobs: QueueOverview["jobs"];
   oldestWaitingAgeSeconds: number;
-  workers: { count: number; connections: { addr: string; age: number }[] };
+  /** `count` is null when Redis refuses CLIENT LIST (`unavailable` says what it answered). */
+  workers: { count: number | null; connections: { addr: string; age: number }[]; unavailable?: string };
   /** Images per second over all runs, over the sampling interval. */
   imagesPerSecond: number;
   runs: RunStatus[];
@@ -100,7 +101,9 @@ export function formatStatus(report: StatusReport, onlyRun: string | undefined):
     `queue ${report.queue} at ${report.redis}`,
     `jobs       waiting ${j.waiting}  active ${j.active}  delayed ${j.delayed}  prioritized ${j.prioritized}  failed ${j.failed}  completed ${j.completed}`,
     `backlog    oldest waiting job ${report.oldestWaitingAgeSeconds.toFixed(1)} s`,
-    `workers    ${report.workers.count}${report.workers.connections.length > 0 ? `  (${report.workers.connections.map((c) => c.addr).join(", ")})` : ""}`,
+    report.workers.count === null
+      ? `workers    unknown: Redis refuses CLIENT LIST (${report.workers.unavailable})`
+      : `workers    ${report.workers.count}${report.workers.connections.length > 0 ? `  (${report.workers.connections.map((c) => c.addr).join(", ")})` : ""}`,
     `throughput ${report.imagesPerSecond.toFixed(1)} images/s`,
     onlyRun ? `run ${onlyRun}:` : report.runs.length > 0 ? "runs in progress:" : "no runs in progress",
   ];
@@ -157,13 +160,12 @@ export async function statusCommand(args: string[]): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
-  const sample = async () => {
-    const [overview, connections] = await Promise.all([
-      readQueueOverview(queue, redis, { maxRuns: 20, ...(onlyRun && { includeRunIds: [onlyRun] }) }),
-      queue.getWorkers(),
-    ]);
-    return { overview, connections };
-  };
+  const sample = async () => ({
+    overview: await readQueueOverview(queue, redis, {
+      maxRuns: 20,
+      ...(onlyRun && { includeRunIds: [onlyRun] }),
+    }),
+  });
   const report = (
     now: Awaited<ReturnType<typeof sample>>,
     before: QueueOverview | undefined,
@@ -181,9 +183,10 @@ export async function statusCommand(args: string[]): Promise<number> {
       readAt: new Date(now.overview.readAt).toISOString(),
       jobs: now.overview.jobs,
       oldestWaitingAgeSeconds: now.overview.oldestWaitingAgeSeconds,
-      workers: {
-        count: now.overview.workers,
-        connections: now.connections.map((c) => ({ addr: String(c.addr ?? ""), age: Number(c.age ?? 0) })),
+      workers: now.overview.workers ?? {
+        count: null,
+        connections: [],
+        unavailable: now.overview.workersUnavailable ?? "",
       },
       imagesPerSecond: all.reduce((sum, r) => sum + r.imagesPerSecond, 0),
       runs,

@@ -69,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
     return await (await command.load())(rest);
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError || error instanceof MemscoreError) {
-      process.stderr.write(`memscore ${name}: ${error.message}\n`);
+      const help = error instanceof UsageError && error.help ? `\n${error.help}\n` : "";
+      process.stderr.write(`memscore ${name}: ${error.message}\n${help}`);
       return 2;
     }
     throw error;

@@ -2,7 +2,6 @@ import { type EnqueueProgress, ProducerMetrics } from "@memscore/producer";
 import { type Logger, type MemscoreConfig, RunState } from "@memscore/shared";
 import type { Redis } from "ioredis";
 import { startProcessOps } from "./process-ops.js";
-import { UsageError } from "./usage-error.js";
 
 /** The metrics/health server of `memscore enqueue --metrics-port`. */
 export interface ProducerOps {
@@ -34,14 +33,4 @@ export async function startProducerOps(
     chunksEnqueued: checkpoint?.nextChunkIndex ?? 0,
   });
   return { url: ops.server.url, observe: metrics.observe, close: ops.close };
-}
-
-/** Parses a `--metrics-port` value (0 picks a free port). */
-export function portFlag(raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new UsageError(`--metrics-port: expected an integer from 0 to 65535, got "${raw}"`);
-  }
-  return port;
 }

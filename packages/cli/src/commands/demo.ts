@@ -15,12 +15,11 @@ import {
   MemscoreError,
   parseS3Uri,
   type ResultRow,
-  resolveConfig,
   Storage,
 } from "@memscore/shared";
 import { buildRunReport } from "@memscore/shared/report";
 import { listLocalImages, WorkerService } from "@memscore/worker";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { startLocalRedis } from "../local-services/local-redis.js";
 import {
   LOCAL_S3_ACCESS_KEY_ID,
@@ -77,12 +76,11 @@ export async function demoCommand(args: string[]): Promise<number> {
     HELP,
   );
   if (!parsed) return 0;
-  if (parsed.positionals.length > 1) throw new UsageError(`give at most one directory\n\n${HELP}`);
+  if (parsed.positionals.length > 1) throw new UsageError(`give at most one directory`, HELP);
   const sourceDir = parsed.positionals[0] ?? SAMPLES_DIR;
   const outDir = resolve(stringFlag(parsed.values, "out-dir") ?? "memscore-out");
   const bucket = stringFlag(parsed.values, "bucket") ?? "memscore-demo";
-  const top = Number(stringFlag(parsed.values, "top") ?? 3);
-  if (!Number.isInteger(top) || top < 1) throw new UsageError("--top must be a positive integer");
+  const top = integerFlag(parsed.values, "top", { min: 1, max: 1_000 }) ?? 3;
   const files = await listLocalImages([sourceDir]);
   if (files.length === 0) throw new UsageError(`no images found in ${sourceDir}`);
 
@@ -104,11 +102,10 @@ export async function demoCommand(args: string[]): Promise<number> {
       process.env.AWS_SECRET_ACCESS_KEY = LOCAL_S3_SECRET_ACCESS_KEY;
       say(`demo: started an S3 API server at ${s3.endpoint}`);
     }
-    const config: MemscoreConfig = resolveConfig(env, {
+    const config: MemscoreConfig = resolveCommandConfig(parsed.values, { model: "model" }, env, {
       queueName: `memscore-demo-${randomBytes(3).toString("hex")}`,
       concurrency: 2,
       metricsPort: 0,
-      ...(stringFlag(parsed.values, "model") !== undefined && { model: stringFlag(parsed.values, "model") }),
     });
     const logger = createLogger({ level: "warn", format: "text" });
     const storage = Storage.fromConfig(config);

@@ -20,14 +20,13 @@ import {
   parseS3Uri,
   RUN_ID_PATTERN,
   type RunSnapshot,
-  resolveConfig,
   resultsUri,
   S3UriError,
   Storage,
 } from "@memscore/shared";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { resolveModelSha256 } from "../model-sha256.js";
-import { type ProducerOps, portFlag, startProducerOps } from "../producer-ops.js";
+import { type ProducerOps, startProducerOps } from "../producer-ops.js";
 import { failuresSuffix, formatRunProgress, statusWriter } from "../progress-display.js";
 import { UsageError } from "../usage-error.js";
 
@@ -67,16 +66,6 @@ const isUsageProblem = (error: unknown): boolean =>
   error instanceof S3UriError ||
   error instanceof ManifestError ||
   error instanceof RunConflictError;
-
-function integerFlag(values: Record<string, unknown>, name: string, max: number): number | undefined {
-  const raw = stringFlag(values, name);
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new UsageError(`--${name}: expected an integer from 1 to ${max}, got "${raw}"`);
-  }
-  return value;
-}
 
 /** Fails fast instead of hanging: BullMQ connections otherwise wait for Redis forever. */
 async function assertRedisReachable(
@@ -155,31 +144,27 @@ export async function enqueueCommand(args: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const manifest = stringFlag(values, "manifest");
   if (positionals.length > 1)
-    throw new UsageError(`expected one input prefix, got ${positionals.length}\n\n${HELP}`);
+    throw new UsageError(`expected one input prefix, got ${positionals.length}`, HELP);
   if ((positionals.length === 1) === (manifest !== undefined)) {
-    throw new UsageError(`give exactly one input: an s3:// prefix or --manifest FILE\n\n${HELP}`);
+    throw new UsageError(`give exactly one input: an s3:// prefix or --manifest FILE`, HELP);
   }
   const outputPrefix = stringFlag(values, "out");
-  if (outputPrefix === undefined) throw new UsageError(`--out is required\n\n${HELP}`);
+  if (outputPrefix === undefined) throw new UsageError(`--out is required`, HELP);
   const runId = stringFlag(values, "run-id") ?? generateRunId();
   if (!RUN_ID_PATTERN.test(runId))
     throw new UsageError(`--run-id: use 1 to 64 of letters, digits, '_', '.', '-'`);
-  const chunkSize = integerFlag(values, "chunk-size", MAX_CHUNK_IMAGES);
-  const maxPending = integerFlag(values, "max-pending", 10_000_000);
+  const chunkSize = integerFlag(values, "chunk-size", { min: 1, max: MAX_CHUNK_IMAGES });
+  const maxPending = integerFlag(values, "max-pending", { min: 1, max: 10_000_000 });
   const skipExisting = values["skip-existing"] === true;
   const dryRun = values["dry-run"] === true;
   const json = values.json === true;
   const wait = values.wait === true && !dryRun;
-  const metricsPort = portFlag(stringFlag(values, "metrics-port"));
-  const config = resolveConfig(process.env, {
-    ...(stringFlag(values, "queue") !== undefined && { queueName: stringFlag(values, "queue") }),
-    ...(stringFlag(values, "model") !== undefined && { model: stringFlag(values, "model") }),
-    ...(stringFlag(values, "model-sha256") !== undefined && {
-      modelSha256: stringFlag(values, "model-sha256"),
-    }),
-    ...(stringFlag(values, "heatmap-format") !== undefined && {
-      heatmapFormat: stringFlag(values, "heatmap-format"),
-    }),
+  const metricsPort = integerFlag(values, "metrics-port", { min: 0, max: 65_535 });
+  const config = resolveCommandConfig(values, {
+    queue: "queueName",
+    model: "model",
+    "model-sha256": "modelSha256",
+    "heatmap-format": "heatmapFormat",
   });
   const input: EnqueueInput = manifest !== undefined ? { manifest } : { prefix: positionals[0] as string };
   if ("prefix" in input) parseS3Uri(input.prefix);

@@ -13,14 +13,12 @@ import {
   checkRedisEvictionPolicy,
   createLogger,
   createRedisConnection,
-  resolveConfig,
   Storage,
 } from "@memscore/shared";
-import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { modelSha256Resolver } from "../model-sha256.js";
 import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
-import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore producer [options]
 
@@ -60,15 +58,6 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   "metrics-port": "metricsPort",
 };
 
-function positiveInt(values: Record<string, unknown>, name: string, fallback: number, max: number): number {
-  const raw = stringFlag(values, name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > max)
-    throw new UsageError(`--${name}: expected an integer from 1 to ${max}, got "${raw}"`);
-  return n;
-}
-
 /** `memscore producer`: the long-running service that turns scheduled scans into runs. */
 export async function producerCommand(args: string[]): Promise<number> {
   const options = Object.fromEntries(
@@ -78,10 +67,12 @@ export async function producerCommand(args: string[]): Promise<number> {
   );
   const parsed = parseCommandArgs(args, options, HELP);
   if (!parsed) return 0;
-  const concurrency = positiveInt(parsed.values, "concurrency", 1, 64);
-  const shutdownTimeout = positiveInt(parsed.values, "shutdown-timeout", 30_000, 24 * 3_600_000);
-  const lockDurationMs = positiveInt(parsed.values, "lock-duration", 30_000, 3_600_000);
-  const config = resolveConfig(process.env, configOverrides(parsed.values, FLAG_TO_CONFIG));
+  const concurrency = integerFlag(parsed.values, "concurrency", { min: 1, max: 64 }) ?? 1;
+  const shutdownTimeout =
+    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ?? 30_000;
+  const lockDurationMs =
+    integerFlag(parsed.values, "lock-duration", { min: 1_000, max: 3_600_000 }) ?? 30_000;
+  const config = resolveCommandConfig(parsed.values, FLAG_TO_CONFIG);
   const schedulesFile = stringFlag(parsed.values, "schedules");
   // Read and checked before anything starts: a bad file changes nothing and exits 2.
   const declared: Schedule[] | undefined = schedulesFile ? await loadScheduleFile(schedulesFile) : undefined;

@@ -11,7 +11,7 @@ import {
   Storage,
 } from "@memscore/shared";
 import { buildRunReport, uploadRunReport } from "@memscore/shared/report";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, stringFlag } from "../args.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore report <s3://OUT/PREFIX/_runs/RUN_ID/> [--out FILE] [--top N] [--upload]
@@ -48,7 +48,7 @@ function runFromArgs(positionals: string[], values: Record<string, unknown>) {
     return run;
   }
   if (runFlag === undefined || prefixFlag === undefined)
-    throw new UsageError(`give the run directory's URI, or --run RUN_ID with --out-prefix URI\n\n${HELP}`);
+    throw new UsageError(`give the run directory's URI, or --run RUN_ID with --out-prefix URI`, HELP);
   if (!RUN_ID_PATTERN.test(runFlag))
     throw new UsageError("--run: use 1 to 64 of letters, digits, '_', '.', '-'");
   const prefix = parseS3Uri(prefixFlag.endsWith("/") ? prefixFlag : `${prefixFlag}/`);
@@ -77,10 +77,7 @@ export async function reportCommand(args: string[]): Promise<number> {
       throw new UsageError(error.message);
     throw error;
   }
-  const topRaw = stringFlag(parsed.values, "top") ?? "24";
-  const top = Number(topRaw);
-  if (!/^\d+$/.test(topRaw) || top < 1 || top > MAX_TOP)
-    throw new UsageError(`--top: expected an integer from 1 to ${MAX_TOP}, got "${topRaw}"`);
+  const top = integerFlag(parsed.values, "top", { min: 1, max: MAX_TOP }) ?? 24;
   const out = resolve(stringFlag(parsed.values, "out") ?? "report.html");
 
   const storage = Storage.fromConfig(resolveConfig(process.env));

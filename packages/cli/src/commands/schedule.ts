@@ -19,12 +19,11 @@ import {
   MAX_CHUNK_IMAGES,
   type MemscoreConfig,
   type RunSnapshot,
-  resolveConfig,
   S3UriError,
   Storage,
 } from "@memscore/shared";
 import type { Redis } from "ioredis";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore schedule add NAME (--cron EXPR [--tz ZONE] | --every MS) <s3://in/prefix/> --out <s3://out/prefix/> [options]
@@ -51,15 +50,6 @@ options of add:
 options:
   --queue NAME          queue name (default: MEMSCORE_QUEUE, else memscore); scans use NAME-scans
   --json                list: one JSON object on stdout`;
-
-function integerFlag(values: Record<string, unknown>, name: string, min: number, max: number) {
-  const raw = stringFlag(values, name);
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new UsageError(`--${name}: expected an integer from ${min} to ${max}, got "${raw}"`);
-  return value;
-}
 
 function describeCadence(cadence: ScheduleCadence): string {
   if ("cron" in cadence) return `cron "${cadence.cron}"${cadence.tz ? ` (${cadence.tz})` : ""}`;
@@ -104,42 +94,48 @@ async function connect(config: MemscoreConfig): Promise<Redis> {
   return redis;
 }
 
-async function add(config: MemscoreConfig, redis: Redis, values: Record<string, unknown>, rest: string[]) {
+/** The schedule `schedule add` asks for, checked in full before anything connects. */
+function scheduleToAdd(values: Record<string, unknown>, rest: string[]) {
   const [name, input, ...extra] = rest;
   if (name === undefined || input === undefined || extra.length > 0)
-    throw new UsageError(`schedule add: expected NAME and one input prefix\n\n${HELP}`);
+    throw new UsageError(`schedule add: expected NAME and one input prefix`, HELP);
   const outputPrefix = stringFlag(values, "out");
   if (outputPrefix === undefined) throw new UsageError("schedule add: --out is required");
   const cron = stringFlag(values, "cron");
-  const everyMs = integerFlag(values, "every", MIN_EVERY_MS, 366 * 24 * 3_600_000);
+  const everyMs = integerFlag(values, "every", { min: MIN_EVERY_MS, max: 366 * 24 * 3_600_000 });
   if ((cron === undefined) === (everyMs === undefined))
     throw new UsageError("schedule add: give exactly one of --cron EXPR and --every MS");
   const tz = stringFlag(values, "tz");
   if (tz !== undefined && cron === undefined) throw new UsageError("schedule add: --tz needs --cron");
   if (values["skip-existing"] === true && values["no-skip-existing"] === true)
     throw new UsageError("schedule add: --skip-existing and --no-skip-existing contradict each other");
-  const chunkSize = integerFlag(values, "chunk-size", 1, MAX_CHUNK_IMAGES);
+  const chunkSize = integerFlag(values, "chunk-size", { min: 1, max: MAX_CHUNK_IMAGES });
   const heatmapFormat = stringFlag(values, "heatmap-format");
   if (heatmapFormat !== undefined && !isHeatmapFormat(heatmapFormat))
     throw new UsageError("schedule add: --heatmap-format must be one of jpeg, png, webp, none");
-  const maxPending = integerFlag(values, "max-pending", 1, 10_000_000);
+  const maxPending = integerFlag(values, "max-pending", { min: 1, max: 10_000_000 });
   const cadence: ScheduleCadence =
     cron !== undefined ? { cron, ...(tz !== undefined && { tz }) } : { everyMs: everyMs as number };
+  return {
+    name,
+    cadence,
+    scan: {
+      input,
+      outputPrefix,
+      skipExisting: values["no-skip-existing"] !== true,
+      ...(chunkSize !== undefined && { chunkSize }),
+      ...(maxPending !== undefined && { maxPending }),
+      ...(heatmapFormat !== undefined && { heatmapFormat }),
+    },
+  };
+}
+
+async function add(config: MemscoreConfig, redis: Redis, schedule: ReturnType<typeof scheduleToAdd>) {
+  const { input, outputPrefix } = schedule.scan;
   const storage = Storage.fromConfig(config);
   const queue = openScanQueue(redis, config.queueName);
   try {
-    const info = await upsertSchedule(queue, storage, {
-      name,
-      cadence,
-      scan: {
-        input,
-        outputPrefix,
-        skipExisting: values["no-skip-existing"] !== true,
-        ...(chunkSize !== undefined && { chunkSize }),
-        ...(maxPending !== undefined && { maxPending }),
-        ...(heatmapFormat !== undefined && { heatmapFormat }),
-      },
-    });
+    const info = await upsertSchedule(queue, storage, schedule);
     const next = info.nextAt !== undefined ? new Date(info.nextAt).toISOString() : "not scheduled";
     process.stdout.write(
       `schedule ${info.name}: ${describeCadence(info.cadence)}, ${input} -> ${outputPrefix}; next ${next}\n`,
@@ -180,8 +176,7 @@ async function list(config: MemscoreConfig, redis: Redis, json: boolean) {
 
 async function remove(config: MemscoreConfig, redis: Redis, rest: string[]): Promise<number> {
   const [name, ...extra] = rest;
-  if (name === undefined || extra.length > 0)
-    throw new UsageError(`schedule remove: expected NAME\n\n${HELP}`);
+  if (name === undefined || extra.length > 0) throw new UsageError(`schedule remove: expected NAME`, HELP);
   const queue = openScanQueue(redis, config.queueName);
   try {
     if (!(await removeSchedule(queue, name))) {
@@ -217,13 +212,13 @@ export async function scheduleCommand(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const [action, ...rest] = parsed.positionals;
   if (action !== "add" && action !== "list" && action !== "remove")
-    throw new UsageError(`expected add, list or remove\n\n${HELP}`);
-  const queueName = stringFlag(parsed.values, "queue");
-  const config = resolveConfig(process.env, queueName !== undefined ? { queueName } : {});
+    throw new UsageError(`expected add, list or remove`, HELP);
+  const config = resolveCommandConfig(parsed.values, { queue: "queueName" });
+  const toAdd = action === "add" ? scheduleToAdd(parsed.values, rest) : undefined;
   let redis: Redis | undefined;
   try {
     redis = await connect(config);
-    if (action === "add") await add(config, redis, parsed.values, rest);
+    if (toAdd) await add(config, redis, toAdd);
     else if (action === "list") await list(config, redis, parsed.values.json === true);
     else return await remove(config, redis, rest);
     return 0;

@@ -1,6 +1,6 @@
-import { createLogger, resolveConfig } from "@memscore/shared";
+import { createLogger } from "@memscore/shared";
 import { BUNDLED_MODEL_PATH, isFailed, LocalScorer, listLocalImages } from "@memscore/worker";
-import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
+import { parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { UsageError } from "../usage-error.js";
 
 const HELP = `usage: memscore score <file-or-dir>... [options]
@@ -45,9 +45,9 @@ export async function scoreCommand(args: string[]): Promise<number> {
   );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (positionals.length === 0) throw new UsageError(`no files or directories given\n\n${HELP}`);
+  if (positionals.length === 0) throw new UsageError(`no files or directories given`, HELP);
 
-  const config = resolveConfig(process.env, configOverrides(values, FLAG_TO_CONFIG));
+  const config = resolveCommandConfig(values, FLAG_TO_CONFIG);
   if (config.heatmapFormat === "none" && stringFlag(values, "heatmaps") !== undefined)
     throw new UsageError("--heatmaps DIR needs a heatmap format other than none");
   const logger = createLogger({

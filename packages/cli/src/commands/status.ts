@@ -8,11 +8,10 @@ import {
   RUN_ID_PATTERN,
   type RunSnapshot,
   readQueueOverview,
-  resolveConfig,
   runImageCounts,
 } from "@memscore/shared";
 import { Queue } from "bullmq";
-import { parseCommandArgs, stringFlag } from "../args.js";
+import { parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
 import { describeFailures, formatEta } from "../progress-display.js";
 import { UsageError } from "../usage-error.js";
 
@@ -137,14 +136,13 @@ export async function statusCommand(args: string[]): Promise<number> {
   );
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${HELP}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, HELP);
   const onlyRun = stringFlag(values, "run");
   if (onlyRun !== undefined && !RUN_ID_PATTERN.test(onlyRun))
     throw new UsageError("--run: use 1 to 64 of letters, digits, '_', '.', '-'");
   const json = values.json === true;
   const watch = values.watch === true;
-  const queueFlag = stringFlag(values, "queue");
-  const config = resolveConfig(process.env, queueFlag !== undefined ? { queueName: queueFlag } : {});
+  const config = resolveCommandConfig(values, { queue: "queueName" });
   const logger = createLogger({ level: "error", format: config.logFormat });
   const redis = createRedisConnection(config.redisUrl, { name: "memscore-status", logger });
   const queue = new Queue(config.queueName, { connection: redis });

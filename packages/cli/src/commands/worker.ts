@@ -1,6 +1,6 @@
-import { type ConfigOverrides, createLogger, resolveConfig } from "@memscore/shared";
+import { type ConfigOverrides, createLogger } from "@memscore/shared";
 import { WorkerMetrics, WorkerService } from "@memscore/worker";
-import { configOverrides, parseCommandArgs, stringFlag } from "../args.js";
+import { integerFlag, parseCommandArgs, resolveCommandConfig } from "../args.js";
 import { startProcessOps } from "../process-ops.js";
 import { installShutdownHandlers } from "../shutdown.js";
 
@@ -60,13 +60,6 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   "metrics-port": "metricsPort",
 };
 
-function positiveInt(raw: string | undefined, fallback: number, name: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
-
 export async function workerCommand(args: string[]): Promise<number> {
   const options = Object.fromEntries(
     Object.keys(FLAG_TO_CONFIG).map((f) => [f, { type: "string" as const }]),
@@ -77,18 +70,16 @@ export async function workerCommand(args: string[]): Promise<number> {
     HELP,
   );
   if (!parsed) return 0;
-  const config = resolveConfig(process.env, configOverrides(parsed.values, FLAG_TO_CONFIG));
+  const config = resolveCommandConfig(parsed.values, FLAG_TO_CONFIG);
   const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
     base: { pid: process.pid },
   });
-  const shutdownTimeout = positiveInt(
-    stringFlag(parsed.values, "shutdown-timeout"),
-    30_000,
-    "shutdown-timeout",
-  );
-  const lockDurationMs = positiveInt(stringFlag(parsed.values, "lock-duration"), 30_000, "lock-duration");
+  const shutdownTimeout =
+    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ?? 30_000;
+  const lockDurationMs =
+    integerFlag(parsed.values, "lock-duration", { min: 1_000, max: 3_600_000 }) ?? 30_000;
 
   // Metrics/health first, so /readyz answers "loading model" while the model loads.
   let loaded: WorkerService | undefined;

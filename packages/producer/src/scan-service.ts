@@ -1,14 +1,17 @@
 import {
   ConfigError,
   closeRedisConnection,
+  createQueueWorker,
   describeError,
   type HeatmapFormat,
   type Logger,
   RunState,
   S3UriError,
+  ServiceStop,
+  type StopOptions,
   type Storage,
 } from "@memscore/shared";
-import { type Job, type Queue, UnrecoverableError, WaitingError, Worker } from "bullmq";
+import { type Job, type Queue, UnrecoverableError, WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { EnqueueProgress } from "./enqueue-options.js";
 import { enqueueRun } from "./enqueue-run.js";
@@ -103,26 +106,45 @@ export class ScanService {
   private readonly options: ScanServiceOptions;
   private readonly active = new Map<string, ActiveScan>();
   private readonly totals: ProgressTotals = { listed: 0, enqueued: 0, skipped: 0, chunks: 0 };
-  private stopping?: Promise<void>;
-  private forceNow?: () => void;
+  private readonly stopper: ServiceStop;
 
   private constructor(options: ScanServiceOptions) {
     this.options = options;
     this.queue = openScanQueue(options.redis, options.queueName);
-    this.worker = new Worker<ScanJobData, ScanResult>(
+    this.worker = createQueueWorker<ScanJobData, ScanResult>(
       scanQueueName(options.queueName),
       (job, token) => this.process(job, token),
       {
         connection: options.redis,
         concurrency: options.concurrency ?? 1,
-        lockDuration: options.lockDurationMs ?? 30_000,
-        stalledInterval: Math.min(options.lockDurationMs ?? 30_000, 30_000),
-        autorun: false,
+        lockDurationMs: options.lockDurationMs ?? 30_000,
+        logger: options.logger,
+        what: "scan",
       },
     );
-    this.worker.on("error", (error) =>
-      options.logger.error("scan worker error", { error: describeError(error) }),
-    );
+    this.stopper = new ServiceStop({
+      drain: () => this.worker.close(false),
+      // Running scans stop between chunk groups (their progress is checkpointed) and hand
+      // themselves back to the queue, so another producer resumes them at once.
+      force: async (drained) => {
+        const scans = [...this.active.values()];
+        for (const scan of scans) scan.abort.abort(new Error("producer stopping"));
+        if (scans.length > 0)
+          options.logger.warn("stopping: running scans handed back to the queue", {
+            scans: scans.map((s) => s.job.id),
+          });
+        await drained;
+      },
+      cleanup: [
+        () => this.queue.close(),
+        () => closeRedisConnection(options.redis),
+        () => {
+          this.state = "stopped";
+          options.logger.info("producer service stopped");
+        },
+      ],
+      logger: options.logger,
+    });
     this.worker.on("failed", (job, error) =>
       options.logger.warn("scan failed", {
         jobId: job?.id,
@@ -316,47 +338,8 @@ export class ScanService {
    * handed back to the queue, so another producer resumes them at once. Idempotent; a forced
    * call escalates a graceful one.
    */
-  stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    if (this.stopping && options.graceful === false) this.forceNow?.();
-    this.stopping ??= (async () => {
-      this.state = "stopping";
-      const logger = this.options.logger;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const drained = this.worker.close(false);
-        const forced =
-          options.graceful === false ||
-          (await Promise.race([
-            drained.then(() => false),
-            new Promise<boolean>((resolve) => {
-              timer = setTimeout(() => resolve(true), options.timeoutMs ?? 30_000);
-              this.forceNow = () => resolve(true);
-            }),
-          ]));
-        if (forced) {
-          const scans = [...this.active.values()];
-          for (const scan of scans) scan.abort.abort(new Error("producer stopping"));
-          if (scans.length > 0)
-            logger.warn("stopping: running scans handed back to the queue", {
-              scans: scans.map((s) => s.job.id),
-            });
-          await drained;
-        }
-      } catch (error) {
-        logger.error("error closing the scan worker", { error: describeError(error) });
-      } finally {
-        if (timer) clearTimeout(timer);
-      }
-      for (const step of [() => this.queue.close(), () => closeRedisConnection(this.options.redis)]) {
-        try {
-          await step();
-        } catch (error) {
-          logger.warn("cleanup step failed", { error: describeError(error) });
-        }
-      }
-      this.state = "stopped";
-      logger.info("producer service stopped");
-    })();
-    return this.stopping;
+  stop(options: StopOptions = {}): Promise<void> {
+    this.state = this.state === "running" ? "stopping" : this.state;
+    return this.stopper.stop(options);
   }
 }

@@ -61,6 +61,7 @@ export {
   readQueueOverview,
   runImageCounts,
 } from "./queue-overview.js";
+export { createQueueWorker, type QueueWorkerOptions } from "./queue-worker.js";
 export {
   checkRedis,
   type ReadinessCheck,
@@ -107,6 +108,7 @@ export {
   safeRelativeKey,
 } from "./s3-uri.js";
 export { type ScrapeReadOptions, scrapeRead } from "./scrape-read.js";
+export { DEFAULT_DRAIN_TIMEOUT_MS, ServiceStop, type StopOptions, type StopSteps } from "./service-stop.js";
 export {
   classifyStorageError,
   createS3Client,

@@ -5,6 +5,7 @@ import {
   checkRedisEvictionPolicy,
   closeRedisConnection,
   completeRun,
+  createQueueWorker,
   createRedisConnection,
   describeError,
   InvalidJobError,
@@ -12,12 +13,14 @@ import {
   type MemscoreConfig,
   parseS3Uri,
   RunState,
+  ServiceStop,
+  type StopOptions,
   Storage,
   settleWithin,
   validateChunkJob,
   writeResultsPart,
 } from "@memscore/shared";
-import { type Job, UnrecoverableError, Worker } from "bullmq";
+import { type Job, UnrecoverableError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import sharp from "sharp";
 import { BUNDLED_MODEL_PATH } from "./bundled-model.js";
@@ -78,8 +81,7 @@ export class WorkerService {
   private readonly storage: Storage;
   private readonly pipeline: PipelinePool;
   private readonly logger: Logger;
-  private stopping?: Promise<void>;
-  private forceNow?: () => void;
+  private readonly stopper: ServiceStop;
   private watchdog?: NodeJS.Timeout;
   private wedged?: string;
   private readonly activeChunks: Map<string, ActiveChunk>;
@@ -101,6 +103,35 @@ export class WorkerService {
     this.storage = parts.storage;
     this.logger = parts.logger;
     this.activeChunks = parts.activeChunks;
+    this.stopper = new ServiceStop({
+      // close(false) in every case: it stops taking new chunks at once. BullMQ's close() is
+      // idempotent, so a later close(true) would only wait for this same drain: forcing is done
+      // by handing the in-flight chunks back and no longer waiting for the drain.
+      drain: () => this.worker.close(false),
+      force: async (_drained, why) => {
+        if (this.activeChunks.size === 0) return;
+        const handedBack = await this.handBackActiveChunks();
+        this.logger.warn("forced stop: in-flight chunks handed back to the queue", {
+          handedBack,
+          ...(why.deadlineMs !== undefined && { timeoutMs: why.deadlineMs }),
+        });
+      },
+      // The session is released after a forced stop too: the inference thread handles "close"
+      // after the batch it is running (a later batch from an abandoned chunk just fails), while
+      // a session left to process exit was seen to abort the process (Napi::Error) instead of
+      // exiting 143.
+      cleanup: [
+        () => this.pipeline.close(),
+        () => this.engine.close(),
+        () => closeRedisConnection(this.redis),
+        () => this.storage.close(),
+        () => {
+          this.state = "stopped";
+          this.logger.info("worker stopped");
+        },
+      ],
+      logger: this.logger,
+    });
   }
 
   /** Loads the model, connects, and starts pulling jobs. */
@@ -210,16 +241,16 @@ export class WorkerService {
       }
     };
 
-    const worker = new Worker<ChunkJobData, ChunkJobResult>(config.queueName, processor, {
+    const worker = createQueueWorker<ChunkJobData, ChunkJobResult>(config.queueName, processor, {
       connection: redis,
       concurrency: config.concurrency,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      // Look for stalled chunks (of crashed workers) as often as a lock can lapse, not only every
-      // 30 s (BullMQ's default): a short lock duration then really hands chunks over quickly.
-      stalledInterval: Math.min(options.lockDurationMs ?? 30_000, 30_000),
+      lockDurationMs: options.lockDurationMs ?? 30_000,
       // A chunk whose worker was killed is handed back this many times before it fails.
       maxStalledCount: 10,
-      autorun: false,
+      // job.processedBy says which worker process holds a chunk.
+      name: owner,
+      logger,
+      what: "chunk",
     });
     if (metrics) {
       worker.on("completed", () => metrics.chunkJobEnded("completed"));
@@ -234,7 +265,6 @@ export class WorkerService {
         unrecoverable: error instanceof UnrecoverableError || error instanceof InvalidJobError,
       });
     });
-    worker.on("error", (error) => logger.error("worker error", { error: describeError(error) }));
 
     const service = new WorkerService({
       engine,
@@ -315,62 +345,12 @@ export class WorkerService {
    * them (re-using any outputs already written) without waiting for their locks to lapse.
    * Idempotent: later calls share the first stop; a forced call escalates a graceful one.
    */
-  stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    // A forced stop requested during a graceful one escalates it instead of waiting behind it.
-    if (this.stopping && options.graceful === false) this.forceNow?.();
-    this.stopping ??= (async () => {
+  stop(options: StopOptions = {}): Promise<void> {
+    if (!this.stopper.started) {
       this.state = "stopping";
       clearInterval(this.watchdog);
-      const graceful = options.graceful ?? true;
-      const deadline = options.timeoutMs ?? 60_000;
-      let timer: NodeJS.Timeout | undefined;
-      let forced = !graceful;
-      try {
-        // close(false) in every case: it stops taking new chunks at once. BullMQ's close() is
-        // idempotent, so a later close(true) would only wait for this same drain: forcing is done
-        // here instead, by handing the in-flight chunks back and no longer waiting for the drain.
-        const drained = this.worker.close(false);
-        if (!forced) {
-          forced = await Promise.race([
-            drained.then(() => false),
-            new Promise<boolean>((resolve) => {
-              timer = setTimeout(() => resolve(true), deadline);
-              this.forceNow = () => resolve(true);
-            }),
-          ]);
-        } else drained.catch(() => {});
-        if (forced && this.activeChunks.size > 0) {
-          const handedBack = await this.handBackActiveChunks();
-          this.logger.warn("forced stop: in-flight chunks handed back to the queue", {
-            handedBack,
-            ...(graceful && { timeoutMs: deadline }),
-          });
-        }
-      } catch (error) {
-        this.logger.error("error closing worker", { error: describeError(error) });
-      } finally {
-        if (timer) clearTimeout(timer);
-      }
-      // Each cleanup step on its own: one failure must not leave the others undone. The session
-      // is released after a forced stop too: the inference thread handles "close" after the batch
-      // it is running (a later batch from an abandoned chunk just fails), while a session left to
-      // process exit was seen to abort the process (Napi::Error) instead of exiting 143.
-      for (const step of [
-        () => this.pipeline.close(),
-        () => this.engine.close(),
-        () => closeRedisConnection(this.redis),
-        async () => this.storage.close(),
-      ]) {
-        try {
-          await step();
-        } catch (error) {
-          this.logger.warn("cleanup step failed", { error: describeError(error) });
-        }
-      }
-      this.state = "stopped";
-      this.logger.info("worker stopped");
-    })();
-    return this.stopping;
+    }
+    return this.stopper.stop(options);
   }
 
   /**

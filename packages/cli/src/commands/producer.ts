@@ -13,6 +13,8 @@ import {
   checkRedisEvictionPolicy,
   createLogger,
   createRedisConnection,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  type StopOptions,
   Storage,
 } from "@memscore/shared";
 import { integerFlag, parseCommandArgs, resolveCommandConfig, stringFlag } from "../args.js";
@@ -69,7 +71,8 @@ export async function producerCommand(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const concurrency = integerFlag(parsed.values, "concurrency", { min: 1, max: 64 }) ?? 1;
   const shutdownTimeout =
-    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ?? 30_000;
+    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ??
+    DEFAULT_DRAIN_TIMEOUT_MS;
   const lockDurationMs =
     integerFlag(parsed.values, "lock-duration", { min: 1_000, max: 3_600_000 }) ?? 30_000;
   const config = resolveCommandConfig(parsed.values, FLAG_TO_CONFIG);
@@ -122,7 +125,7 @@ export async function producerCommand(args: string[]): Promise<number> {
     throw error;
   }
   const running = service;
-  const stop = async (options: { graceful: boolean; timeoutMs: number }) => {
+  const stop = async (options: StopOptions) => {
     await running.stop(options);
     await scanQueue.close().catch(() => {});
     storage.close();
@@ -132,6 +135,6 @@ export async function producerCommand(args: string[]): Promise<number> {
     logger,
     gracefulTimeoutMs: shutdownTimeout,
     graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
-    forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
+    forced: () => stop({ graceful: false }),
   });
 }

@@ -1,4 +1,9 @@
-import { type ConfigOverrides, createLogger } from "@memscore/shared";
+import {
+  type ConfigOverrides,
+  createLogger,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  type StopOptions,
+} from "@memscore/shared";
 import { WorkerMetrics, WorkerService } from "@memscore/worker";
 import { integerFlag, parseCommandArgs, resolveCommandConfig } from "../args.js";
 import { startProcessOps } from "../process-ops.js";
@@ -77,7 +82,8 @@ export async function workerCommand(args: string[]): Promise<number> {
     base: { pid: process.pid },
   });
   const shutdownTimeout =
-    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ?? 30_000;
+    integerFlag(parsed.values, "shutdown-timeout", { min: 1, max: 24 * 3_600_000 }) ??
+    DEFAULT_DRAIN_TIMEOUT_MS;
   const lockDurationMs =
     integerFlag(parsed.values, "lock-duration", { min: 1_000, max: 3_600_000 }) ?? 30_000;
 
@@ -109,7 +115,7 @@ export async function workerCommand(args: string[]): Promise<number> {
     throw error;
   });
   loaded = service;
-  const stop = async (options: { graceful: boolean; timeoutMs: number }) => {
+  const stop = async (options: StopOptions) => {
     metrics.workerStopping();
     await service.stop(options);
     await ops.close();
@@ -118,6 +124,6 @@ export async function workerCommand(args: string[]): Promise<number> {
     logger,
     gracefulTimeoutMs: shutdownTimeout,
     graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
-    forced: () => stop({ graceful: false, timeoutMs: 5_000 }),
+    forced: () => stop({ graceful: false }),
   });
 }

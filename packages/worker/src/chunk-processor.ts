@@ -111,7 +111,14 @@ async function previousOutcome(
 }
 
 function modelSummary(model: ModelInfo): ImageRecord["model"] {
-  return { name: model.name, version: model.version, sha256: model.sha256, trained: model.trained };
+  return {
+    name: model.name,
+    version: model.version,
+    sha256: model.sha256,
+    trained: model.trained,
+    training_data: model.trainingData,
+    license: model.license,
+  };
 }
 
 async function putRecord(

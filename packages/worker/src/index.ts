@@ -11,7 +11,17 @@ export {
 } from "./heatmap.js";
 export { InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
-export { METADATA_KEYS, type ModelMetadata, parseModelMetadata } from "./model-metadata.js";
+export {
+  METADATA_KEYS,
+  type ModelMetadata,
+  OPTIONAL_METADATA_KEYS,
+  ORIGINAL_GEOMETRY,
+  parseModelMetadata,
+  RESIZE_KERNELS,
+  type ResizeGeometry,
+  type ResizeKernel,
+  readModelMetadata,
+} from "./model-metadata.js";
 export { type ModelInfo, type ModelOutput, ModelRuntime, type ModelRuntimeOptions } from "./model-runtime.js";
 export { resolveModelFile } from "./model-source.js";
 export { readOnnxMetadataProps } from "./onnx-metadata.js";
@@ -20,12 +30,14 @@ export {
   DECODE_MAX_SIDE,
   type DecodeLimits,
   decodeImage,
+  type InputGeometry,
   inspectImage,
   type PreparedImage,
   prepareImage,
   type RgbImage,
   resizePixels,
   rgbToTensor,
+  toModelInput,
 } from "./preprocess.js";
 export {
   type FailedFile,

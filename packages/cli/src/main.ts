@@ -1,6 +1,7 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
 import { demoCommand } from "./commands/demo.js";
 import { enqueueCommand } from "./commands/enqueue.js";
+import { preprocessCommand } from "./commands/preprocess.js";
 import { producerCommand } from "./commands/producer.js";
 import { scheduleCommand } from "./commands/schedule.js";
 import { scoreCommand } from "./commands/score.js";
@@ -22,6 +23,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   status: { run: statusCommand, summary: "show the queue, its workers and the runs in progress" },
   schedule: { run: scheduleCommand, summary: "add, list or remove scheduled rescans of an S3 prefix" },
   producer: { run: producerCommand, summary: "the producer service: run scheduled scans as enqueued runs" },
+  preprocess: {
+    run: preprocessCommand,
+    summary: "write images' exact model input as PNGs, for training on the pixels the worker scores",
+  },
 };
 
 function usage(): string {

@@ -40,6 +40,18 @@ export {
   toModelInput,
 } from "./preprocess.js";
 export {
+  type CopiedSplits,
+  copySplitFiles,
+  PREPROCESS_MANIFEST,
+  type PreprocessedFile,
+  type PreprocessManifest,
+  type PreprocessModel,
+  type PreprocessOptions,
+  type PreprocessResult,
+  preprocessedPath,
+  preprocessLocalFiles,
+} from "./preprocess-local.js";
+export {
   type FailedFile,
   isFailed,
   type LocalScoreOptions,

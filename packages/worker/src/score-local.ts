@@ -37,7 +37,7 @@ export function isFailed(result: LocalScoreResult): result is FailedFile {
 }
 
 /** Reads a local file, refusing it by size before reading, with reasons a user can act on. */
-async function readImageFile(path: string, maxBytes: number): Promise<Buffer> {
+export async function readImageFile(path: string, maxBytes: number): Promise<Buffer> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, "r");
@@ -63,7 +63,8 @@ function toRows(grid: Float32Array, size: number): number[][] {
   return rows;
 }
 
-function failure(file: string, error: unknown): FailedFile {
+/** A file's failure as a result: an image error keeps its reason, anything else is decode_failed. */
+export function failure(file: string, error: unknown): FailedFile {
   if (error instanceof ImageError) return { file, error: { reason: error.reason, message: error.message } };
   return { file, error: { reason: "decode_failed", message: describeError(error) } };
 }

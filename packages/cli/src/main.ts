@@ -1,6 +1,7 @@
 import { ConfigError, MemscoreError } from "@memscore/shared";
 import { demoCommand } from "./commands/demo.js";
 import { enqueueCommand } from "./commands/enqueue.js";
+import { modelCommand } from "./commands/model.js";
 import { preprocessCommand } from "./commands/preprocess.js";
 import { producerCommand } from "./commands/producer.js";
 import { scheduleCommand } from "./commands/schedule.js";
@@ -26,6 +27,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   preprocess: {
     run: preprocessCommand,
     summary: "write images' exact model input as PNGs, for training on the pixels the worker scores",
+  },
+  model: {
+    run: modelCommand,
+    summary: "import a published model's weights (resmem) as a memscore ONNX model",
   },
 };
 

@@ -12,6 +12,14 @@ export {
 export { InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
 export {
+  findTorchPython,
+  IMPORTABLE_MODELS,
+  type ImportableModel,
+  importModel,
+  type ModelImportOptions,
+  TORCH_PYTHON_CANDIDATES,
+} from "./model-import.js";
+export {
   METADATA_KEYS,
   type ModelMetadata,
   OPTIONAL_METADATA_KEYS,

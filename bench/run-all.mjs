@@ -5,7 +5,9 @@
 // machine load during the run shows up (both are printed) instead of skewing the ratio.
 //
 //   node bench/run-all.mjs [--images 128] [--size 640x480] [--threads N] [--batch-size B]
-//                          [--no-pytorch] [--json]
+//                          [--no-pytorch] [--resmem RESMEM.onnx] [--json]
+// With --resmem, ResMem's raw and end-to-end throughput are measured too (bench/resmem-vs-r50.mjs)
+// and divided by r50's from this run.
 import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
@@ -14,6 +16,7 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
 import { measureRawThroughput, printRaw } from "./raw-model.mjs";
+import { measureResmemVsR50, printResmemVsR50 } from "./resmem-vs-r50.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +27,7 @@ const { values } = parseArgs({
     "batch-sizes": { type: "string", default: "1,8,16" },
     "raw-seconds": { type: "string", default: "15" },
     "no-pytorch": { type: "boolean", default: false },
+    resmem: { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -112,6 +116,23 @@ if (!values["no-pytorch"] && torchAvailable()) {
   say("pytorch loop: skipped (no torch at /usr/bin/python3, or --no-pytorch)");
 }
 
+let resmem;
+if (values.resmem) {
+  resmem = await measureResmemVsR50({
+    resmem: values.resmem,
+    images: inputs.images,
+    width,
+    height,
+    batchSize,
+    threads,
+    rawSeconds: Number(values["raw-seconds"]),
+    r50Measured: { raw: rawMean, endToEnd: e2e.imagesPerSecond },
+  });
+  ratios.resmemRawOverR50 = resmem.ratios.rawResmemOverR50;
+  ratios.resmemEndToEndOverR50 = resmem.ratios.endToEndResmemOverR50;
+  if (!values.json) printResmemVsR50(resmem, batchSize);
+}
+
 if (values.json) {
   console.log(
     JSON.stringify(
@@ -122,6 +143,7 @@ if (values.json) {
         raw: { before: rawBefore, after: rawAfter, meanAtBatch: rawMean },
         endToEnd: e2e,
         pytorch,
+        resmem,
         ratios,
       },
       null,

@@ -16,7 +16,7 @@ Scores local images with ResMem-Net, without any queue.
 options:
   --model PATH          ONNX model (default: MEMSCORE_MODEL, else the bundled untrained model)
   --heatmaps DIR        write a Grad-CAM overlay PNG per image under DIR
-  --json                one JSON object per line: file, score, gradcam (7×7, normalised to [0,1]),
+  --json                one JSON object per line: file, score, gradcam (the model's G×G grid, normalised to [0,1]),
                         width, height, model_sha256 — or file and error {reason, message}
   --provider NAME       auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
   --batch-size N        images per inference (default: MEMSCORE_BATCH_SIZE, else 16)

@@ -94,6 +94,17 @@ describe("model geometry from metadata", () => {
     expect(() => parseModelMetadata(withKeys(keys as Record<string, string>))).toThrow(message);
   });
 
+  it("the bundled model says what its weights are, and has the original geometry", async () => {
+    const meta = await readModelMetadata(BUNDLED_MODEL_PATH);
+    expect(meta).toMatchObject({
+      trained: false,
+      trainingData: "none",
+      license: "none (seeded random initialisation)",
+      resize: { kind: "stretch" },
+      resizeKernel: "lanczos3",
+    });
+  });
+
   it("crops the centre at offset ⌊(R − S)/2⌋ after stretching, as torchvision's CenterCrop(227) of 256", async () => {
     const rgb = await toModelInput(coordinates(), {
       inputSize: 227,
@@ -214,16 +225,5 @@ describe("a stretch-then-crop model in the chunk pipeline", () => {
       license: "test fixture licence",
     });
     expect(record.gradcam).toHaveLength(8); // the grid comes from the model's gradcam output
-  });
-
-  it("the bundled model's records say what its weights are", async () => {
-    const meta = await readModelMetadata(BUNDLED_MODEL_PATH);
-    expect(meta).toMatchObject({
-      trained: false,
-      trainingData: "none",
-      license: "none (seeded random initialisation)",
-      resize: { kind: "stretch" },
-      resizeKernel: "lanczos3",
-    });
   });
 });

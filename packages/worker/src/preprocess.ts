@@ -29,9 +29,10 @@ export const DECODE_MAX_SIDE = 1024;
 /** A decoded image ready for the model and the heatmap, plus the facts for its output record. */
 export interface PreparedImage {
   /**
-   * The model's input pixels ({@link toModelInput}): inputSize × inputSize RGB, HWC, uint8. Kept as bytes until the
-   * batch is assembled ({@link rgbToTensor} writes them into the batch tensor), because a
-   * float32 copy per image is 4× the memory while it waits for a batch, and garbage to collect.
+   * The model's input pixels ({@link toModelInput}): inputSize × inputSize RGB, HWC, uint8.
+   * Kept as bytes until the batch is assembled ({@link rgbToTensor} writes them into the batch
+   * tensor), because a float32 copy per image is 4× the memory while it waits for a batch, and
+   * garbage to collect.
    */
   rgb: Buffer;
   /** The oriented sRGB image at most `heatmapMaxSide` on its long side, to draw the heatmap on. */

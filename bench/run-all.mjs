@@ -11,7 +11,9 @@
 //      whether host work scales with cores.
 //
 //   node bench/run-all.mjs [--images 96] [--size 640x480] [--threads N] [--batch-size B]
-//                          [--tiny-images 400] [--no-pytorch] [--json]
+//                          [--tiny-images 400] [--no-pytorch] [--resmem RESMEM.onnx] [--json]
+// With --resmem, ResMem's raw and end-to-end throughput are measured too (bench/resmem-vs-r50.mjs)
+// and divided by r50's from this run.
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -25,6 +27,7 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
 import { measureRawThroughput, printRaw } from "./raw-model.mjs";
+import { measureResmemVsR50, printResmemVsR50 } from "./resmem-vs-r50.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     "raw-seconds": { type: "string", default: "15" },
     "tiny-images": { type: "string", default: "400" },
     "no-pytorch": { type: "boolean", default: false },
+    resmem: { type: "string" },
     json: { type: "boolean", default: false },
   },
 });
@@ -154,6 +158,23 @@ const ratios = {
 };
 const projected16CoreHostCeiling = outside ? 16_000 / outside : null;
 
+let resmem;
+if (values.resmem) {
+  resmem = await measureResmemVsR50({
+    resmem: values.resmem,
+    images: inputs.images,
+    width,
+    height,
+    batchSize,
+    threads,
+    rawSeconds: Number(values["raw-seconds"]),
+    r50Measured: { raw: rawMean, endToEnd: jpeg.imagesPerSecond },
+  });
+  ratios.resmemRawOverR50 = resmem.ratios.rawResmemOverR50;
+  ratios.resmemEndToEndOverR50 = resmem.ratios.endToEndResmemOverR50;
+  if (!values.json) printResmemVsR50(resmem, batchSize);
+}
+
 if (values.json) {
   console.log(
     JSON.stringify(
@@ -165,6 +186,7 @@ if (values.json) {
         endToEnd: { jpeg, scoresOnly },
         pytorch,
         tiny: { onePipelineThread: tinyOne, twoPipelineThreads: tinyTwo },
+        resmem,
         ratios,
         projected16CoreHostCeiling,
       },

@@ -1,7 +1,7 @@
 """Evaluate a trained checkpoint on LaMem test splits: Spearman rho and MSE per split and averaged.
 
-    /usr/bin/python3 model/evaluate.py --data-root data/lamem --weights ckpt.pt --splits 1,2,3,4,5
-    /usr/bin/python3 model/evaluate.py --data-root data/lamem --weights 'r50-split{split}.pt' --json
+    /usr/bin/python3 model/evaluate.py --data-root data/lamem-memscore --weights ckpt.pt --splits 1,2,3,4,5
+    /usr/bin/python3 model/evaluate.py --data-root data/lamem-memscore --weights 'r50-split{split}.pt' --json
 
 '{split}' in --weights is replaced by the split number, for the usual protocol of one model per
 split (train.py --split all writes such files). The variant is read from the checkpoint.
@@ -17,11 +17,15 @@ from torch.utils.data import DataLoader
 
 from lamem import LaMemDataset, parse_splits, per_split, split_path
 from metrics import mse, spearman
-from resmemnet import ResMemNet, infer_variant
+from resmemnet import model_from_weights
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", required=True, help="LaMem root (images in DATA_ROOT/images or DATA_ROOT)")
+    p.add_argument(
+        "--data-root",
+        required=True,
+        help="LaMem root prepared by `memscore preprocess` (images in DATA_ROOT/images or DATA_ROOT)",
+    )
     p.add_argument("--splits-dir", help="default: DATA_ROOT/splits")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
@@ -68,9 +72,7 @@ def main(argv=None) -> None:
 
     results = []
     for k in parse_splits(args.splits):
-        state = torch.load(per_split(args.weights, k), map_location="cpu")
-        model = ResMemNet(infer_variant(state))
-        model.load_state_dict(state)
+        model = model_from_weights(per_split(args.weights, k))
         model.to(args.device)
         r = evaluate_split(model, images_dir, splits_dir, k, args)
         results.append(r)

@@ -17,19 +17,20 @@ import inspect
 import io
 import os
 import sys
+import warnings
 
 import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+import preprocess
 from resmemnet import ResMemNet, load_weights
 
 VERSION = "1.0.0"
-INPUT_SIZE = 224
+INPUT_SIZE = preprocess.SIZE
 # opset 17 is the newest torch 1.13 can emit; onnxruntime-node supports it.
 OPSET = 17
-MEAN = STD = "0.5,0.5,0.5"
 
 
 def build_model(variant: str, seed: int, weights: str | None = None) -> ResMemNet:
@@ -41,31 +42,50 @@ def build_model(variant: str, seed: int, weights: str | None = None) -> ResMemNe
     return model.eval()
 
 
-def metadata(variant: str, trained: bool, training_data: str) -> dict[str, str]:
+def metadata(variant: str, trained: bool, training_data: str, weights_license: str) -> dict[str, str]:
     return {
         "memscore.name": f"resmemnet-{variant}",
         "memscore.version": VERSION,
         "memscore.input_size": str(INPUT_SIZE),
-        "memscore.mean": MEAN,
-        "memscore.std": STD,
+        "memscore.resize": preprocess.RESIZE,
+        "memscore.resize_kernel": preprocess.RESIZE_KERNEL,
+        "memscore.mean": ",".join(map(str, preprocess.MEAN)),
+        "memscore.std": ",".join(map(str, preprocess.STD)),
         "memscore.trained": "true" if trained else "false",
         "memscore.training_data": training_data if trained else "none",
+        "memscore.license": weights_license if trained else "none (seeded random initialisation)",
     }
 
 
-def export_onnx(model: ResMemNet, meta: dict[str, str]) -> onnx.ModelProto:
+def export_onnx(
+    model: torch.nn.Module,
+    meta: dict[str, str],
+    input_size: int = INPUT_SIZE,
+    output_names: tuple[str, ...] = ("score", "gradcam"),
+) -> onnx.ModelProto:
+    """Any model with the contract's signature (image [N,3,S,S] -> score [N], gradcam [N,G,G])
+    as a checked ONNX ModelProto with `meta` as its metadata_props, byte-deterministic."""
     # A batch of 2 for tracing, so nothing batch-specific (e.g. a squeezed size-1 axis)
     # gets baked into the graph; the batch axis is declared dynamic anyway.
-    dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
+    dummy = torch.zeros(2, 3, input_size, input_size)
+    # torch.onnx.export restores the module's training flag afterwards, recursively: a wrapper
+    # left in training mode would put the wrapped model back into training mode (BatchNorm on
+    # batch statistics) for whoever uses it next.
+    model.eval()
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter's notes on constant folding and shape inference are about its
+        # internals; the graph is checked below and tested against PyTorch (model/tests).
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+        # local_response_norm's `if input.numel() == 0` (ResMem): never true for an image batch.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional")
         torch.onnx.export(
             model,
             dummy,
             buf,
             input_names=["image"],
-            output_names=["score", "gradcam"],
-            dynamic_axes={"image": {0: "N"}, "score": {0: "N"}, "gradcam": {0: "N"}},
+            output_names=list(output_names),
+            dynamic_axes={"image": {0: "N"}, **{name: {0: "N"} for name in output_names}},
             opset_version=OPSET,
             do_constant_folding=True,
             # torch >= 2.9 defaults to the dynamo exporter; the graph here is made for the
@@ -171,13 +191,18 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="ONNX file to write")
     p.add_argument("--weights", help="state_dict saved by torch.save(model.state_dict(), f) (train.py)")
     p.add_argument("--training-data", default="LaMem", help="recorded in metadata when --weights is given")
+    p.add_argument(
+        "--license",
+        default="unspecified",
+        help="licence of the weights, recorded in metadata when --weights is given (LaMem has its own terms)",
+    )
     p.add_argument("--save-weights", help="also write the state_dict that was exported")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
                    help="fp16: the convolutional backbone in float16; input and outputs stay float32")
     args = p.parse_args(argv)
 
     model = build_model(args.variant, args.seed, args.weights)
-    proto = export_onnx(model, metadata(args.variant, bool(args.weights), args.training_data))
+    proto = export_onnx(model, metadata(args.variant, bool(args.weights), args.training_data, args.license))
     if args.precision == "fp16":
         proto = backbone_to_fp16(proto)
     # `npm run model:build` writes under model/build/, which a fresh clone does not have.

@@ -1,7 +1,13 @@
 """LaMem-format data: split files of `<image name> <score>` lines plus an images directory.
 
 The five standard splits live in a splits dir as train_K.txt / val_K.txt / test_K.txt
-(K = 1..5), e.g. the line `00051110.jpg 0.675000`.
+(K = 1..5), e.g. the line `00051110.jpg 0.675000`. The images are read as `memscore preprocess`
+wrote them (the worker's exact model input, see preprocess.py), so one command prepares a
+dataset from the original LaMem folder:
+
+    npx memscore preprocess data/lamem/images --splits data/lamem/splits --out data/lamem-memscore
+
+and data/lamem-memscore is then a LaMem-format root (<name>.png images, splits/) for train.py.
 """
 
 import os
@@ -9,7 +15,7 @@ import os
 import torch
 from torch.utils.data import Dataset
 
-from preprocess import load_image
+from preprocess import PreprocessedImages
 
 
 def read_split(path: str) -> list[tuple[str, float]]:
@@ -47,11 +53,19 @@ def per_split(path: str, k: int) -> str:
 
 
 class LaMemDataset(Dataset):
-    """Yields (image [3,224,224] per the model contract, score float32)."""
+    """Yields (image [3,224,224] per the model contract, score float32) from a `memscore
+    preprocess` directory made for ResMem-Net's geometry; every listed image must be there."""
 
     def __init__(self, images_dir: str, split_file: str, hflip: bool = False):
-        self.images_dir = images_dir
+        self.images = PreprocessedImages(images_dir)
+        self.images.require()
         self.items = read_split(split_file)
+        missing = [name for name, _ in self.items if not os.path.isfile(self.images.path(name))]
+        if missing:
+            raise SystemExit(
+                f"{len(missing)} images of {split_file} have no preprocessed PNG in {images_dir} "
+                f"(e.g. {self.images.path(missing[0])}): preprocess them, or check memscore preprocess's errors"
+            )
         self.hflip = hflip  # light augmentation: training only
 
     def __len__(self) -> int:
@@ -59,7 +73,7 @@ class LaMemDataset(Dataset):
 
     def __getitem__(self, idx: int):
         name, score = self.items[idx]
-        x = load_image(os.path.join(self.images_dir, name))
+        x = self.images.load(name)
         if self.hflip and torch.rand(()) < 0.5:
             x = x.flip(-1)
         return x, torch.tensor(score, dtype=torch.float32)

@@ -9,13 +9,13 @@ mkdir -p "$(dirname "$OUT")"
 sha256sum "$OUT"
 
 # PyTorch reference outputs for the bundled sample photographs. The worker's exact 224×224 RGB
-# input (sharp decode + resize) is dumped losslessly first, so PyTorch sees byte-identical
+# input is written losslessly first (memscore preprocess), so PyTorch sees byte-identical
 # pixels and the parity test isolates the model + normalisation (test/model-parity.test.ts).
 ROOT="$(realpath "$HERE/..")"
 cd "$ROOT"
 npm run build --silent
 rm -rf model/build/preprocessed
-node model/tools/dump-preprocessed.mjs model/build/preprocessed packages/cli/samples/*.jpg
+node packages/cli/dist/bin.js preprocess --model "$OUT" --out model/build/preprocessed packages/cli/samples
 /usr/bin/python3 model/reference.py --variant tiny --seed 0 --no-resize \
   --images model/build/preprocessed --out test/fixtures/reference-tiny.json
 /usr/bin/python3 model/tools/make-contract-fixtures.py test/fixtures/models

@@ -4,7 +4,8 @@
 
 The model is built exactly as export.py builds it (same seed -> same weights). Images are
 scored together in batches (> 1 when there are several) so batch handling is exercised.
---no-resize requires 224x224 inputs and skips resampling, for exact parity checks.
+--no-resize takes `memscore preprocess` output (224x224 RGB PNGs, the worker's exact input) and
+only normalises it, for exact parity checks; without it, images go through PIL (load_image).
 """
 
 import argparse
@@ -15,7 +16,7 @@ import sys
 import torch
 
 from export import build_model
-from preprocess import load_image, load_rgb_224_no_resize
+from preprocess import load_image, load_model_input
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 BATCH = 16  # bounds memory for r50 on CPU; every batch still has several images
@@ -40,7 +41,7 @@ def normalise(cam: torch.Tensor) -> torch.Tensor:
 
 
 def compute(model, files: list[str], resize: bool = True) -> list[dict]:
-    load = load_image if resize else load_rgb_224_no_resize
+    load = load_image if resize else load_model_input
     results = []
     with torch.no_grad():
         for start in range(0, len(files), BATCH):
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
     p.add_argument("--weights", help="state_dict from train.py (default: seeded random init)")
     p.add_argument("--images", nargs="+", required=True, help="image files and/or directories")
     p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--no-resize", action="store_true", help="inputs must already be 224x224")
+    p.add_argument("--no-resize", action="store_true", help="inputs are memscore preprocess output (224x224 RGB)")
     args = p.parse_args(argv)
 
     model = build_model(args.variant, args.seed, args.weights)

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torchvision.models import resnet50
 from torchvision.models.resnet import Bottleneck
 
+from weights_file import WeightsError, check_fits, load_state_dict_file
+
 VARIANTS = ("r50", "tiny")
 BLOCKS_PER_LAYER = (3, 4, 6, 3)  # ResNet-50 layout: 16 bottleneck blocks
 HIDDEN = 128
@@ -156,16 +158,37 @@ class ResMemNet(nn.Module):
 
 
 def infer_variant(state_dict) -> str:
-    """Which variant a saved state_dict belongs to (from the stem's width)."""
-    width = state_dict["backbone.conv1.weight"].shape[0]
-    return "r50" if width == 64 else "tiny"
+    """Which variant a saved state_dict belongs to (from the stem's width; r50 if it has no stem)."""
+    stem = state_dict.get("backbone.conv1.weight")
+    return "tiny" if stem is not None and stem.shape[0] != 64 else "r50"
+
+
+def _fit(model: ResMemNet, state, path: str) -> None:
+    try:
+        if infer_variant(state) != model.variant:
+            raise WeightsError(f"{path} holds variant {infer_variant(state)!r} weights, not {model.variant!r}")
+        check_fits(model, state, path, f"ResMem-Net {model.variant}")
+    except WeightsError as error:
+        raise SystemExit(f"error: {error}") from None
+    model.load_state_dict(state, strict=False)  # check_fits allowed only optional keys to be absent
 
 
 def load_weights(model: ResMemNet, path: str) -> None:
-    """Load a state_dict written by torch.save(model.state_dict(), path), with a clear error
-    if it was trained for the other variant."""
-    state = torch.load(path, map_location="cpu")
-    found = infer_variant(state)
-    if found != model.variant:
-        raise SystemExit(f"weights {path} are for variant {found!r}, not {model.variant!r}")
-    model.load_state_dict(state)
+    """Load a state_dict written by torch.save(model.state_dict(), path) as untrusted input
+    (weights_file.py), with a one-line error if it does not fit, e.g. trained for the other variant."""
+    try:
+        state = load_state_dict_file(path)
+    except WeightsError as error:
+        raise SystemExit(f"error: {error}") from None
+    _fit(model, state, path)
+
+
+def model_from_weights(path: str) -> ResMemNet:
+    """The ResMem-Net variant a weights file was saved from, with those weights loaded."""
+    try:
+        state = load_state_dict_file(path)
+    except WeightsError as error:
+        raise SystemExit(f"error: {error}") from None
+    model = ResMemNet(infer_variant(state))
+    _fit(model, state, path)
+    return model

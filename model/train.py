@@ -1,8 +1,12 @@
 """Train ResMem-Net on LaMem-format data (MSE + weight decay, Adam, one-cycle LR schedule).
 
-    /usr/bin/python3 model/train.py --data-root data/lamem --split 1 --variant r50 \
+    npx memscore preprocess data/lamem/images --splits data/lamem/splits --out data/lamem-memscore
+    /usr/bin/python3 model/train.py --data-root data/lamem-memscore --split 1 --variant r50 \
         --epochs 20 --batch-size 32 --lr 1e-3 --out model/build/r50-split1.pt
-    /usr/bin/python3 model/train.py --data-root data/lamem --split all --out 'model/build/r50-split{split}.pt'
+    /usr/bin/python3 model/train.py --data-root data/lamem-memscore --split all --out 'model/build/r50-split{split}.pt'
+
+The images are the worker's exact model input, written by `memscore preprocess` (lamem.py), so
+the model trains on the pixels it will score in production.
 
 Trains on train_K.txt, picks the epoch with the best Spearman rho on val_K.txt, and saves that
 epoch's state_dict (torch.save(model.state_dict())), which export.py --weights accepts.
@@ -23,6 +27,7 @@ from evaluate import add_data_args, predict, resolve_dirs
 from lamem import LaMemDataset, parse_splits, per_split, split_path
 from metrics import mse, spearman
 from resmemnet import ResMemNet
+from weights_file import WeightsError, load_state_dict_file
 
 
 def train_split(k: int, args, images_dir: str, splits_dir: str) -> None:
@@ -42,7 +47,11 @@ def train_split(k: int, args, images_dir: str, splits_dir: str) -> None:
     model = ResMemNet(args.variant)
     if args.backbone_weights:
         # e.g. torchvision's ImageNet resnet50 state_dict; its fc.* keys are unused here.
-        missing, _ = model.backbone.load_state_dict(torch.load(args.backbone_weights, map_location="cpu"), strict=False)
+        try:
+            backbone = load_state_dict_file(args.backbone_weights)
+        except WeightsError as error:
+            raise SystemExit(f"error: {error}") from None
+        missing, _ = model.backbone.load_state_dict(backbone, strict=False)
         if missing:
             raise SystemExit(f"--backbone-weights lacks {len(missing)} backbone keys, e.g. {missing[:3]}")
     model.to(args.device)

@@ -92,7 +92,7 @@ describe("memscore report on a 100,000-row run", () => {
       sha256: "c".repeat(64),
       trained: true,
       training_data: "LaMem split 1",
-      licence: "CC BY 4.0 (test weights)",
+      license: "CC BY 4.0 (test weights)",
     };
     try {
       const run = new RunState(redis, fixture.env.MEMSCORE_QUEUE as string, runId);

@@ -36,7 +36,7 @@ class ExportTest(unittest.TestCase):
         run_script("export.py", "--variant", "tiny", "--seed", "1", "--out", cls.other, "--save-weights", cls.ckpt)
         # Seed 0 model with seed 1's weights: --weights must win over the seed.
         run_script("export.py", "--variant", "tiny", "--seed", "0", "--weights", cls.ckpt, "--out", cls.trained,
-                   "--training-data", "LaMem splits 1")
+                   "--training-data", "LaMem splits 1", "--license", "LaMem research terms")
 
     @classmethod
     def tearDownClass(cls):
@@ -49,10 +49,13 @@ class ExportTest(unittest.TestCase):
                 "memscore.name": "resmemnet-tiny",
                 "memscore.version": "1.0.0",
                 "memscore.input_size": "224",
+                "memscore.resize": "stretch",
+                "memscore.resize_kernel": "lanczos3",
                 "memscore.mean": "0.5,0.5,0.5",
                 "memscore.std": "0.5,0.5,0.5",
                 "memscore.trained": "false",
                 "memscore.training_data": "none",
+                "memscore.license": "none (seeded random initialisation)",
             },
         )
 
@@ -60,6 +63,7 @@ class ExportTest(unittest.TestCase):
         meta = onnx_metadata(self.trained)
         self.assertEqual(meta["memscore.trained"], "true")
         self.assertEqual(meta["memscore.training_data"], "LaMem splits 1")
+        self.assertEqual(meta["memscore.license"], "LaMem research terms")
         # The weights, not the seed, decide the parameters: same file content as seed 1 apart from metadata.
         self.assertEqual(onnx.load(self.trained).graph, onnx.load(self.other).graph)
 

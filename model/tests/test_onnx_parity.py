@@ -1,8 +1,8 @@
 """End-to-end parity of a freshly exported r50 model: `memscore score --json` (onnxruntime-node,
 sharp preprocessing) against PyTorch on real photographs (the bundled samples).
 
-The worker's exact 224x224 RGB input is dumped losslessly by model/tools/dump-preprocessed.mjs,
-so PyTorch sees byte-identical pixels: this checks the export, the metadata-driven
+The worker's exact 224x224 RGB input is written losslessly by `memscore preprocess`, so PyTorch
+sees byte-identical pixels: this checks the export, the metadata-driven
 normalisation, channel order, batching and the in-graph Grad-CAM, on a full-size model.
 Needs the TypeScript build (`npm run build`), which `npm test` runs first.
 """
@@ -22,7 +22,8 @@ from tests.helpers import run_script
 
 ROOT = os.path.dirname(MODEL_DIR)
 CLI = os.path.join(ROOT, "packages", "cli", "dist", "bin.js")
-SAMPLES = sorted(glob.glob(os.path.join(ROOT, "packages", "cli", "samples", "*.jpg")))
+SAMPLES_DIR = os.path.join(ROOT, "packages", "cli", "samples")
+SAMPLES = sorted(glob.glob(os.path.join(SAMPLES_DIR, "*.jpg")))
 
 
 class OnnxRuntimeParityTest(unittest.TestCase):
@@ -45,7 +46,7 @@ class OnnxRuntimeParityTest(unittest.TestCase):
 
         dumped = os.path.join(self.tmp, "preprocessed")
         subprocess.run(
-            ["node", os.path.join(MODEL_DIR, "tools", "dump-preprocessed.mjs"), dumped, *SAMPLES],
+            ["node", CLI, "preprocess", "--model", model_path, "--out", dumped, SAMPLES_DIR],
             check=True, capture_output=True, cwd=ROOT, timeout=120,
         )
         refs = {

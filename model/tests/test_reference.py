@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from export import build_model
-from preprocess import load_rgb_224_no_resize, to_tensor
+from preprocess import load_model_input, to_tensor
 from tests import MODEL_DIR
 from tests.helpers import run_script
 
@@ -27,6 +27,18 @@ class PreprocessTest(unittest.TestCase):
         x = to_tensor(np.array([[[0, 255, 51]]], dtype=np.uint8))
         self.assertEqual(tuple(x.shape), (3, 1, 1))
         np.testing.assert_allclose(x.flatten().numpy(), [-1.0, 1.0, 51 / 255 * 2 - 1], rtol=0, atol=1e-7)
+
+    def test_float64_formula_rounded_once(self):
+        # The worker computes x*(1/(255*std)) + (-mean/std) in float64 and rounds to float32;
+        # computing in float32 throughout gives other bits for some pixel values.
+        pixels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        got = to_tensor(pixels, mean, std).numpy()
+        for c in range(3):
+            want = (pixels[:, :, c].astype(np.float64) * (1 / (255 * std[c])) + (-mean[c] / std[c])).astype(np.float32)
+            np.testing.assert_array_equal(got[c].view(np.uint32), want.view(np.uint32))
+        float32_way = ((pixels.astype(np.float32) / 255 - np.float32(mean[0])) / np.float32(std[0]))[:, :, 0]
+        self.assertFalse(np.array_equal(got[0], float32_way), "the test cannot tell the formulas apart")
 
     def test_rejects_non_uint8(self):
         with self.assertRaises(ValueError):
@@ -57,7 +69,7 @@ class ReferenceTest(unittest.TestCase):
         self.assertEqual([im["file"] for im in doc["images"]], ["img0.png", "img1.png", "img2.png"])
 
         model = build_model("tiny", 0)
-        x = torch.stack([load_rgb_224_no_resize(os.path.join(self.dir224, im["file"])) for im in doc["images"]])
+        x = torch.stack([load_model_input(os.path.join(self.dir224, im["file"])) for im in doc["images"]])
         with torch.no_grad():
             scores, cams = model(x)
         for im, s, cam in zip(doc["images"], scores, cams):
@@ -80,7 +92,7 @@ class ReferenceTest(unittest.TestCase):
             capture_output=True, text=True,
         )
         self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("expected 224x224", proc.stderr)
+        self.assertIn("expected a 224x224 RGB image", proc.stderr)
 
     def test_resize_path(self):
         out = os.path.join(self.tmp.name, "resized.json")

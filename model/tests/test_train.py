@@ -11,27 +11,29 @@ import unittest
 import numpy as np
 from PIL import Image
 
-from tests.helpers import onnx_metadata, run_script
+from tests.helpers import onnx_metadata, run_node, run_script
 
 N_IMAGES = 48
 
 
 def make_dataset(root: str) -> None:
     rng = np.random.default_rng(0)
-    os.makedirs(os.path.join(root, "images"))
+    os.makedirs(os.path.join(root, "raw"))
     os.makedirs(os.path.join(root, "splits"))
     lines = []
     for i in range(N_IMAGES):
         brightness = i / (N_IMAGES - 1)
         pixels = np.clip(brightness * 255 + rng.normal(0, 12, (48, 48, 3)), 0, 255).astype(np.uint8)
         name = f"{i:08d}.jpg"
-        Image.fromarray(pixels).save(os.path.join(root, "images", name), quality=95)
+        Image.fromarray(pixels).save(os.path.join(root, "raw", name), quality=95)
         lines.append(f"{name} {0.4 + 0.5 * brightness:.6f}\n")  # LaMem-like range 0.4..0.9
     order = rng.permutation(N_IMAGES)
     parts = {"train_1": order[:32], "val_1": order[32:40], "test_1": order[40:]}
     for split, idx in parts.items():
         with open(os.path.join(root, "splits", f"{split}.txt"), "w") as f:
             f.writelines(lines[i] for i in idx)
+    # Training reads the worker's exact model input, written by `memscore preprocess`.
+    run_node("packages/cli/dist/bin.js", "preprocess", "--out", os.path.join(root, "images"), os.path.join(root, "raw"))
 
 
 class TrainSmokeTest(unittest.TestCase):

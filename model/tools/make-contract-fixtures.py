@@ -51,6 +51,21 @@ def model(input_shape, gradcam_shape, meta, name):
     onnx.save(m, os.path.join(OUT, name + ".onnx"))
 
 
+# ResMem's geometry (stretch to 256, centre-crop 227, linear, no normalisation), 8x8 grid: the
+# score, the mean of the input, tells which pixels the model was given.
+CROP_META = {
+    **GOOD_META,
+    "memscore.name": "geometry-crop-fixture",
+    "memscore.input_size": "227",
+    "memscore.resize": "stretch-crop",
+    "memscore.resize_size": "256",
+    "memscore.resize_kernel": "linear",
+    "memscore.mean": "0,0,0",
+    "memscore.std": "1,1,1",
+    "memscore.license": "test fixture licence",
+}
+
+
 def stalling_model(name):
     """contract-ok, but the score goes through a Loop of 2**62 iterations: it loads like any
     model and every batch then runs in native code without end, as on a hung GPU."""
@@ -101,6 +116,7 @@ def stalling_model(name):
 
 
 os.makedirs(OUT, exist_ok=True)
+model(["N", 3, 227, 227], ["N", 8, 8], CROP_META, "geometry-crop")
 model(["N", 3, 224, 224], ["N", 7, 7], GOOD_META, "contract-ok")
 model(["N", 3, 128, 128], ["N", 7, 7], GOOD_META, "wrong-input-size")
 model(["N", 3, 224, 224], ["N", 7, 7], {k: v for k, v in GOOD_META.items() if k != "memscore.mean"}, "missing-mean")

@@ -39,6 +39,14 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
     load: async () => (await import("./commands/report.js")).reportCommand,
     summary: "one self-contained HTML page about a completed run",
   },
+  preprocess: {
+    load: async () => (await import("./commands/preprocess.js")).preprocessCommand,
+    summary: "write images' exact model input as PNGs, for training on the pixels the worker scores",
+  },
+  model: {
+    load: async () => (await import("./commands/model.js")).modelCommand,
+    summary: "import a published model's weights (resmem) as a memscore ONNX model",
+  },
 };
 
 function usage(): string {

@@ -18,7 +18,16 @@ export interface ImageRecord {
   /** URI of the overlay; its extension is the run's heatmap format. Absent with format `none`. */
   heatmap?: string;
   error?: { reason: ImageErrorReason | string; message: string };
-  model: { name: string; version: string; sha256: string; trained: boolean };
+  /** The model that scored it: `sha256` of the model file; `trained` false means random weights. */
+  model: {
+    name: string;
+    version: string;
+    sha256: string;
+    trained: boolean;
+    training_data: string;
+    /** The licence of the model's weights, as its metadata states it. */
+    license: string;
+  };
   input: { etag?: string; size?: number; width?: number; height?: number; format?: string };
   run_id: string;
   started_at: string;

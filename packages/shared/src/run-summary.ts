@@ -13,7 +13,7 @@ export interface RunModel {
   trained: boolean;
   training_data: string;
   /** The weights' licence, when the model's metadata names one. */
-  licence?: string;
+  license?: string;
 }
 
 /** `_runs/RUN_ID/run.json`: what a run was and what came of it, written when it completes. */
@@ -113,7 +113,7 @@ export function parseRunSummary(value: unknown, where: string): RunSummary {
       if (typeof model[key] !== "string") fail(`model.${key}`, "a string");
     }
     if (typeof model.trained !== "boolean") fail("model.trained", "true or false");
-    if (model.licence !== undefined && typeof model.licence !== "string") fail("model.licence", "a string");
+    if (model.license !== undefined && typeof model.license !== "string") fail("model.license", "a string");
   }
   return value as unknown as RunSummary;
 }

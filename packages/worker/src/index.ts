@@ -20,7 +20,25 @@ export {
 export { InferenceClient } from "./inference-client.js";
 export { type EngineStats, InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
-export { METADATA_KEYS, type ModelMetadata, parseModelMetadata } from "./model-metadata.js";
+export {
+  findTorchPython,
+  IMPORTABLE_MODELS,
+  type ImportableModel,
+  importModel,
+  type ModelImportOptions,
+  TORCH_PYTHON_CANDIDATES,
+} from "./model-import.js";
+export {
+  METADATA_KEYS,
+  type ModelMetadata,
+  OPTIONAL_METADATA_KEYS,
+  ORIGINAL_GEOMETRY,
+  parseModelMetadata,
+  RESIZE_KERNELS,
+  type ResizeGeometry,
+  type ResizeKernel,
+  readModelMetadata,
+} from "./model-metadata.js";
 export { type ModelInfo, type ModelOutput, ModelRuntime, type ModelRuntimeOptions } from "./model-runtime.js";
 export { resolveModelFile } from "./model-source.js";
 export { readOnnxMetadataProps } from "./onnx-metadata.js";
@@ -38,13 +56,27 @@ export {
   DECODE_MAX_SIDE,
   type DecodeLimits,
   decodeImage,
+  type InputGeometry,
   inspectImage,
   type PreparedImage,
   prepareImage,
   type RgbImage,
   resizePixels,
   rgbToTensor,
+  toModelInput,
 } from "./preprocess.js";
+export {
+  type CopiedSplits,
+  copySplitFiles,
+  PREPROCESS_MANIFEST,
+  type PreprocessedFile,
+  type PreprocessManifest,
+  type PreprocessModel,
+  type PreprocessOptions,
+  type PreprocessResult,
+  preprocessedPath,
+  preprocessLocalFiles,
+} from "./preprocess-local.js";
 export { gradcamRows, rowFromRecord } from "./score-image.js";
 export { isFailed, type LocalScoreOptions, LocalScorer } from "./score-local.js";
 export { Semaphore } from "./semaphore.js";

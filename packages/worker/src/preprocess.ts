@@ -1,6 +1,6 @@
 import { ImageError } from "@memscore/shared";
 import sharp, { type Metadata, type Sharp } from "sharp";
-import type { ModelMetadata } from "./model-metadata.js";
+import { type ModelMetadata, ORIGINAL_GEOMETRY } from "./model-metadata.js";
 
 // Photograph formats we decode. SVG/PDF are refused: they are documents, not photographs, and
 // rasterising them would let a job payload make the worker render arbitrary vector content.
@@ -29,9 +29,10 @@ export const DECODE_MAX_SIDE = 1024;
 /** A decoded image ready for the model and the heatmap, plus the facts for its output record. */
 export interface PreparedImage {
   /**
-   * The model's input pixels: inputSize × inputSize RGB, HWC, uint8. Kept as bytes until the
-   * batch is assembled ({@link rgbToTensor} writes them into the batch tensor), because a
-   * float32 copy per image is 4× the memory while it waits for a batch, and garbage to collect.
+   * The model's input pixels ({@link toModelInput}): inputSize × inputSize RGB, HWC, uint8.
+   * Kept as bytes until the batch is assembled ({@link rgbToTensor} writes them into the batch
+   * tensor), because a float32 copy per image is 4× the memory while it waits for a batch, and
+   * garbage to collect.
    */
   rgb: Buffer;
   /** The oriented sRGB image at most `heatmapMaxSide` on its long side, to draw the heatmap on. */
@@ -106,7 +107,7 @@ export async function decodeImage(bytes: Buffer, maxSide: number, limits: Decode
 
 /**
  * Resizes decoded pixels (Lanczos 3): to exactly width×height with `fill` (the aspect ratio is
- * not kept: the model contract's square input, without cropping), or to fit inside it.
+ * not kept), or to fit inside it. The model's input is made by {@link toModelInput}.
  */
 export async function resizePixels(
   image: RgbImage,
@@ -126,7 +127,9 @@ export async function resizePixels(
 /**
  * Converts HWC uint8 RGB into a normalised CHW float32 tensor: x/255, then (x − mean)/std per
  * channel, with mean and std read from the model's metadata. Writes into `out` at `offset` so a
- * batch can be filled in place without extra copies.
+ * batch can be filled in place without extra copies. The one definition of normalisation:
+ * computed in float64 as x·(1/(255·std)) + (−mean/std), then rounded to float32, which
+ * model/preprocess.py repeats operation for operation so training sees the same bits.
  */
 export function rgbToTensor(
   rgb: Uint8Array,
@@ -146,20 +149,51 @@ export function rgbToTensor(
   return out;
 }
 
+/** What of a model's metadata turns decoded pixels into its input pixels. */
+export type InputGeometry = Pick<ModelMetadata, "inputSize" | "resize" | "resizeKernel">;
+
+/**
+ * The model's input pixels from decoded ones, as its metadata says: inputSize × inputSize RGB
+ * (HWC, uint8), stretched to inputSize (the aspect ratio is not kept), or stretched to R×R and
+ * centre-cropped at offset ⌊(R − inputSize)/2⌋ on both axes, with the model's resize kernel.
+ * An image already at the stretch size is not resampled.
+ */
+export async function toModelInput(image: RgbImage, geometry: InputGeometry): Promise<Buffer> {
+  const size = geometry.inputSize;
+  const stretchTo = geometry.resize.kind === "stretch-crop" ? geometry.resize.resizeSize : size;
+  let pipeline = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).resize(
+    stretchTo,
+    stretchTo,
+    { fit: "fill", kernel: geometry.resizeKernel },
+  );
+  if (stretchTo !== size) {
+    const offset = Math.floor((stretchTo - size) / 2);
+    pipeline = pipeline.extract({ left: offset, top: offset, width: size, height: size });
+  }
+  return pipeline.raw({ depth: "uchar" }).toBuffer();
+}
+
 /**
  * Inspects and decodes one image, once, for both the model and its heatmap: decoded at
- * {@link DECODE_MAX_SIDE}, resized to the model's square input, and kept (or shrunk to
- * `heatmapMaxSide`) as the heatmap's base. Every failure is an {@link ImageError}.
+ * {@link DECODE_MAX_SIDE}, turned into the model's input by {@link toModelInput}, and kept (or
+ * shrunk to `heatmapMaxSide`) as the heatmap's base. Every failure is an {@link ImageError}.
+ * Pass the model's metadata (a ModelInfo will do): geometry fields left out mean the original
+ * contract ({@link ORIGINAL_GEOMETRY}: stretch, Lanczos 3), so a caller that passes only
+ * `inputSize` gets what it always got.
  */
 export async function prepareImage(
   bytes: Buffer,
-  metadata: Pick<ModelMetadata, "inputSize">,
+  metadata: Pick<ModelMetadata, "inputSize"> & Partial<InputGeometry>,
   limits: DecodeLimits,
   heatmapMaxSide = DECODE_MAX_SIDE,
 ): Promise<PreparedImage> {
   const header = await inspectImage(bytes, limits);
   const decoded = await decodeImage(bytes, DECODE_MAX_SIDE, limits);
-  const model = await resizePixels(decoded, metadata.inputSize, metadata.inputSize, "fill");
+  const rgb = await toModelInput(decoded, {
+    inputSize: metadata.inputSize,
+    resize: metadata.resize ?? ORIGINAL_GEOMETRY.resize,
+    resizeKernel: metadata.resizeKernel ?? ORIGINAL_GEOMETRY.resizeKernel,
+  });
   let heatmapBase = decoded;
   if (heatmapMaxSide > DECODE_MAX_SIDE && Math.max(header.width, header.height) > DECODE_MAX_SIDE) {
     // A heatmap larger than the shared decode of a large image needs its own decode.
@@ -167,5 +201,5 @@ export async function prepareImage(
   } else if (Math.max(decoded.width, decoded.height) > heatmapMaxSide) {
     heatmapBase = await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside");
   }
-  return { rgb: model.data, heatmapBase, ...header };
+  return { rgb, heatmapBase, ...header };
 }

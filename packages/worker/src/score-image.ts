@@ -66,7 +66,14 @@ export function rowFromRecord(record: ImageRecord): ResultRow {
 }
 
 function modelSummary(model: ModelInfo): ImageRecord["model"] {
-  return { name: model.name, version: model.version, sha256: model.sha256, trained: model.trained };
+  return {
+    name: model.name,
+    version: model.version,
+    sha256: model.sha256,
+    trained: model.trained,
+    training_data: model.trainingData,
+    license: model.license,
+  };
 }
 
 /** Times each stage of one image. */
@@ -93,7 +100,7 @@ interface ScoredBytes {
 }
 
 /** Reads a local file, refusing it by size before reading, with reasons a user can act on. */
-async function readImageFile(path: string, maxBytes: number): Promise<Buffer> {
+export async function readImageFile(path: string, maxBytes: number): Promise<Buffer> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, "r");
@@ -321,7 +328,8 @@ function permanentReason(error: unknown): ImageErrorReason | undefined {
   return undefined;
 }
 
-function fileFailure(file: string, error: unknown): FailedFile {
+/** A file's failure as a result: an image error keeps its reason, anything else is decode_failed. */
+export function fileFailure(file: string, error: unknown): FailedFile {
   if (error instanceof ImageError) return { file, error: { reason: error.reason, message: error.message } };
   return { file, error: { reason: "decode_failed", message: describeError(error) } };
 }

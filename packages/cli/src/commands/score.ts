@@ -11,7 +11,7 @@ options:
   --model PATH              ONNX model (default: MEMSCORE_MODEL, else the bundled untrained model)
   --heatmaps DIR            write a Grad-CAM overlay per image under DIR (<name>.heatmap.jpg, ...)
   --heatmap-format FORMAT   jpeg | png | webp (MEMSCORE_HEATMAP_FORMAT, default jpeg)
-  --json                    one JSON object per line: file, score, gradcam (the model's grid,
+  --json                    one JSON object per line: file, score, gradcam (the model's G×G grid,
                             normalised to [0,1], rounded to 1e-6 as in S3 records), width, height,
                             model_sha256 — or file and error {reason, message}
   --provider NAME           auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)

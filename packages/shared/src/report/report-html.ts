@@ -125,7 +125,7 @@ function summarySection(view: RunReportView): string {
           ["sha256", `<code>${escapeHtml(m.sha256)}</code>`],
           ["trained", m.trained ? "yes" : "<strong>no</strong> (random weights)"],
           ["training data", escapeHtml(m.training_data)],
-          ["licence", m.licence ? escapeHtml(m.licence) : "not stated in the model's metadata"],
+          ["licence", m.license ? escapeHtml(m.license) : "not stated in the model's metadata"],
         ]
           .map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`)
           .join("")}</table>`;

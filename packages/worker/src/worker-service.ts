@@ -205,6 +205,8 @@ export class WorkerService {
 
     const worker = new Worker<ChunkJobData, ChunkJobResult>(config.queueName, processor, {
       connection: redis,
+      // Stored on each job it takes (job.processedBy): tells which process holds an active chunk.
+      name: owner,
       concurrency: config.concurrency,
       lockDuration: options.lockDurationMs ?? 30_000,
       // Look for stalled chunks (of crashed workers) as often as a lock can lapse, not only every

@@ -1,6 +1,14 @@
 import { PassThrough } from "node:stream";
 import type { ImageErrorReason } from "./errors.js";
-import { asPrefix, formatS3Uri, parseS3Uri, type S3Location, safeRelativeKey } from "./s3-uri.js";
+import {
+  asPrefix,
+  formatS3Uri,
+  MAX_KEY_BYTES,
+  parseS3Uri,
+  type S3Location,
+  S3UriError,
+  safeRelativeKey,
+} from "./s3-uri.js";
 import type { Storage } from "./storage.js";
 
 /** The per-image output record, written to `<output prefix>/<rel>.json`. */
@@ -38,16 +46,26 @@ export interface ResultRow {
   error_message?: string;
 }
 
-/** Where one image's outputs go. */
+/**
+ * Where one image's outputs go. Throws {@link S3UriError} (reason `invalid_uri`) when they would
+ * need a key longer than S3 allows: S3 answers such a PUT with a 400 that would otherwise look
+ * like a transient fault and be retried to no end.
+ */
 export function outputLocations(
   outputPrefix: string,
   rel: string,
 ): { record: S3Location; heatmap: S3Location } {
   const out = parseS3Uri(outputPrefix);
   const base = asPrefix(out.key) + safeRelativeKey(rel);
+  const heatmap = `${base}.heatmap.png`; // the longer of the two keys
+  if (Buffer.byteLength(heatmap, "utf8") > MAX_KEY_BYTES) {
+    throw new S3UriError(
+      `the outputs of "${rel}" under ${outputPrefix} would need keys longer than ${MAX_KEY_BYTES} bytes`,
+    );
+  }
   return {
     record: { bucket: out.bucket, key: `${base}.json` },
-    heatmap: { bucket: out.bucket, key: `${base}.heatmap.png` },
+    heatmap: { bucket: out.bucket, key: heatmap },
   };
 }
 

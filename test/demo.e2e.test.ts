@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./support/cli.js";
+import { budget, RUN_TIMEOUT_MS } from "./support/timeouts.js";
 
 function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -25,35 +26,39 @@ describe("memscore demo", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("runs the whole pipeline on the bundled samples with services it starts and stops itself", async () => {
-    const outDir = join(dir, "out");
-    // No REDIS_URL and no S3_ENDPOINT: the demo must start (and stop) its own.
-    const env = { REDIS_URL: "", S3_ENDPOINT: "" };
-    const result = await runCli(["demo", "--out-dir", outDir, "--top", "2"], env, 180_000);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/most memorable \(by this model\):\n(\s+-?\d\.\d{6}\s+\S+\.jpg\n){2}/);
-    expect(result.stdout).toContain("5 images: 5 scored, 0 failed");
-    expect(result.stderr).toMatch(/untrained/);
+  it(
+    "runs the whole pipeline on the bundled samples with services it starts and stops itself",
+    async () => {
+      const outDir = join(dir, "out");
+      // No REDIS_URL and no S3_ENDPOINT: the demo must start (and stop) its own.
+      const env = { REDIS_URL: "", S3_ENDPOINT: "" };
+      const result = await runCli(["demo", "--out-dir", outDir, "--top", "2"], env, RUN_TIMEOUT_MS);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/most memorable \(by this model\):\n(\s+-?\d\.\d{6}\s+\S+\.jpg\n){2}/);
+      expect(result.stdout).toContain("5 images: 5 scored, 0 failed");
+      expect(result.stderr).toMatch(/untrained/);
 
-    const files = await readdir(outDir, { recursive: true });
-    for (const sample of [
-      "astronaut.jpg",
-      "chelsea.jpg",
-      "coffee.jpg",
-      "hubble_deep_field.jpg",
-      "rocket.jpg",
-    ]) {
-      expect(files).toContain(`${sample}.json`);
-      expect(files).toContain(`${sample}.heatmap.png`);
-    }
-    const csv = files.find((f) => f.endsWith("results.csv")) as string;
-    expect((await readFile(join(outDir, csv), "utf8")).trim().split("\n")).toHaveLength(6);
+      const files = await readdir(outDir, { recursive: true });
+      for (const sample of [
+        "astronaut.jpg",
+        "chelsea.jpg",
+        "coffee.jpg",
+        "hubble_deep_field.jpg",
+        "rocket.jpg",
+      ]) {
+        expect(files).toContain(`${sample}.json`);
+        expect(files).toContain(`${sample}.heatmap.png`);
+      }
+      const csv = files.find((f) => f.endsWith("results.csv")) as string;
+      expect((await readFile(join(outDir, csv), "utf8")).trim().split("\n")).toHaveLength(6);
 
-    // The private servers are gone once the demo has exited.
-    const redis = /private redis-server on ([\d.]+):(\d+)/.exec(result.stderr);
-    const s3 = /S3 API server at http:\/\/([\d.]+):(\d+)/.exec(result.stderr);
-    expect(redis && s3).toBeTruthy();
-    expect(await portOpen(redis?.[1] as string, Number(redis?.[2]))).toBe(false);
-    expect(await portOpen(s3?.[1] as string, Number(s3?.[2]))).toBe(false);
-  });
+      // The private servers are gone once the demo has exited.
+      const redis = /private redis-server on ([\d.]+):(\d+)/.exec(result.stderr);
+      const s3 = /S3 API server at http:\/\/([\d.]+):(\d+)/.exec(result.stderr);
+      expect(redis && s3).toBeTruthy();
+      expect(await portOpen(redis?.[1] as string, Number(redis?.[2]))).toBe(false);
+      expect(await portOpen(s3?.[1] as string, Number(s3?.[2]))).toBe(false);
+    },
+    budget(RUN_TIMEOUT_MS),
+  );
 });

@@ -2,14 +2,20 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "@memscore/cli";
 import { outputLocations, parseS3Uri, RECORD_METADATA, resultsUri, type Storage } from "@memscore/shared";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/support/cli.js";
-import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
-import { startRecordingConsumer, testQueue, testRedis, testStorage } from "../../producer/test/support.js";
+import { openTestQueue, testRedis } from "../../../test/support/queue.js";
+import { startRecordingConsumer } from "../../../test/support/recording-consumer.js";
+import { testStorage } from "../../../test/support/s3.js";
+import {
+  startClosedPort,
+  startTestServices,
+  type TestServices,
+  uniqueName,
+} from "../../../test/support/services.js";
 
 describe("memscore enqueue", () => {
   let services: TestServices;
@@ -91,7 +97,7 @@ describe("memscore enqueue", () => {
 
   it("--wait shows progress, then a summary with the results table", async () => {
     const queue = uniqueName("q");
-    const q = testQueue(services.env, queue);
+    const q = openTestQueue(services.env, queue);
     const consumer = startRecordingConsumer(services.env, queue, storage, { delayMs: 20 });
     try {
       const result = await runCli(
@@ -144,7 +150,7 @@ describe("memscore enqueue", () => {
       expect(consumer.processed()).toBe(3);
     } finally {
       await consumer.close();
-      await q.close();
+      await q.close({ obliterate: true });
     }
   });
 
@@ -166,7 +172,7 @@ describe("memscore enqueue", () => {
       });
     }
     const queue = uniqueName("q");
-    const q = testQueue(services.env, queue);
+    const q = openTestQueue(services.env, queue);
     try {
       const args = [
         "enqueue",
@@ -184,14 +190,19 @@ describe("memscore enqueue", () => {
       const other = await runCli([...args, "--dry-run", "--model-sha256", "f".repeat(64)], services.env);
       expect(JSON.parse(other.stdout)).toMatchObject({ imagesSkipped: 0, imagesEnqueued: 12 });
     } finally {
-      await q.close();
+      await q.close({ obliterate: true });
     }
   });
 
   it("exits 1 with a clear message when Redis cannot be reached", async () => {
-    const env = { ...services.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
-    const result = await runCli(["enqueue", `s3://${inBucket}/set/`, "--out", out], env);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    const nothing = await startClosedPort();
+    try {
+      const env = { ...services.env, REDIS_URL: `redis://127.0.0.1:${nothing.port}` };
+      const result = await runCli(["enqueue", `s3://${inBucket}/set/`, "--out", out], env);
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${nothing.port}`);
+    } finally {
+      await nothing.stop();
+    }
   });
 });

@@ -3,14 +3,13 @@ import {
   type ChunkJobData,
   type ImageRecord,
   parseS3Uri,
-  resolveConfig,
-  Storage,
+  type Storage,
   silentLogger,
 } from "@memscore/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePhoto } from "../../../test/support/images.js";
-import { getBytes, putObjects, testS3Client } from "../../../test/support/s3.js";
+import { getBytes, putObjects, testS3Client, testStorage } from "../../../test/support/s3.js";
 import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
 import {
   BUNDLED_MODEL_PATH,
@@ -38,7 +37,6 @@ describe("chunk processing with shared batches", () => {
 
   beforeAll(async () => {
     services = await startTestServices();
-    Object.assign(process.env, services.env); // the S3 SDK reads credentials from the environment
     s3 = testS3Client(services.env);
     await s3.send(new CreateBucketCommand({ Bucket: input }));
     await s3.send(new CreateBucketCommand({ Bucket: output }));
@@ -50,7 +48,7 @@ describe("chunk processing with shared batches", () => {
       input,
       new Map<string, Buffer>([...photos, ["p/broken.jpg", good.subarray(0, good.length >> 1)]]),
     );
-    storage = Storage.fromConfig(resolveConfig(services.env));
+    storage = testStorage(services.env);
     runtime = await ThreadedModelRuntime.load(BUNDLED_MODEL_PATH, { provider: "cpu", intraOpThreads: 1 });
   });
 

@@ -27,13 +27,22 @@ describe("InferenceEngine", () => {
     const engine = new InferenceEngine(runtime, { batchSize: 3, maxBatchDelayMs: 1000 });
     const batched = await Promise.all(images.map((rgb) => engine.infer(rgb)));
     expect(engine.stats.batches).toBe(1);
+    const cells = runtime.info.gridSize * runtime.info.gridSize;
+    expect(cells).toBe(49);
     for (const [i, rgb] of images.entries()) {
       const [alone] = await runtime.run(rgbToTensor(rgb, runtime.info), 1);
-      expect(batched[i]?.score).toBeCloseTo(alone?.score as number, 5);
-      expect(Array.from(batched[i]?.gradcam ?? [])).toEqual(
-        Array.from(alone?.gradcam ?? []).map((v) => expect.closeTo(v, 5)),
+      const image = batched[i];
+      expect(image?.score).toBeCloseTo(alone?.score as number, 5);
+      // Each image's own 7×7 grid, not a neighbour's slice of the batch or an empty one.
+      expect(image?.gradcam).toBeInstanceOf(Float32Array);
+      expect(image?.gradcam.length).toBe(cells);
+      expect(alone?.gradcam.length).toBe(cells);
+      expect(Array.from(image?.gradcam as Float32Array)).toEqual(
+        Array.from(alone?.gradcam as Float32Array).map((v) => expect.closeTo(v, 5)),
       );
     }
+    // Different photographs, different grids: a grid handed to the wrong image would show.
+    expect(Array.from(batched[0]?.gradcam ?? [])).not.toEqual(Array.from(batched[1]?.gradcam ?? []));
   });
 
   it("rejects an image of the wrong size on its own; the rest of the batch is scored", async () => {

@@ -22,7 +22,7 @@ import {
 } from "./support/prometheus.js";
 import { putObjects, testS3Client } from "./support/s3.js";
 import { sleepUntil, startTestServices, type TestServices, uniqueName } from "./support/services.js";
-import { budget, RUN_TIMEOUT_MS, START_TIMEOUT_MS } from "./support/timeouts.js";
+import { budget, COMMAND_TIMEOUT_MS, RUN_TIMEOUT_MS, START_TIMEOUT_MS } from "./support/timeouts.js";
 
 const DASHBOARD = fileURLToPath(new URL("../infra/grafana/memscore-dashboard.json", import.meta.url));
 const ALERTS = fileURLToPath(new URL("../infra/prometheus/alerts.yml", import.meta.url));
@@ -254,76 +254,84 @@ describe("observability (real Prometheus scraping a worker and a producer during
     budget(START_TIMEOUT_MS, RUN_TIMEOUT_MS, 3 * SCRAPE_WAIT_MS),
   );
 
-  it("shows the queue, the worker and the run in `memscore status --json`", async () => {
-    const status = await runCli(["status", "--run", "obs-run", "--json"], env);
-    expect(status.code, status.stderr).toBe(0);
-    const report = JSON.parse(status.stdout) as {
-      queue: string;
-      workers: { count: number };
-      jobs: Record<string, number>;
-      runs: { runId: string; done: number; total: number; failed: number; failuresByReason: object }[];
-    };
-    expect(report.queue).toBe(queue);
-    expect(report.workers.count).toBe(1);
-    expect(report.jobs.waiting).toBe(0);
-    expect(report.runs).toHaveLength(1);
-    expect(report.runs[0]).toMatchObject({ runId: "obs-run", done: IMAGES, total: IMAGES, failed: BROKEN });
-    expect(report.runs[0]?.failuresByReason).toEqual({
-      not_image: 2,
-      decode_failed: 1,
-      unsupported_format: 1,
-    });
-
-    const text = await runCli(["status", "--run", "obs-run"], env);
-    expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toContain(`queue ${queue}`);
-    expect(text.stdout).toMatch(new RegExp(`obs-run .*100\\.0%  ${IMAGES}/${IMAGES} images  finished`));
-    expect(text.stdout).toContain("failed 4 (not_image 2, decode_failed 1, unsupported_format 1)");
-
-    const unknown = await runCli(["status", "--run", "no-such-run"], env);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('no run "no-such-run"');
-  });
-
-  it("reports a worker not ready while its Redis does not answer, and ready again once it does", async () => {
-    const redis = await startLocalRedis();
-    const worker = startWorkerProcess({ ...env, REDIS_URL: redis.url, MEMSCORE_QUEUE: uniqueName("q") }, [
-      "--concurrency",
-      "1",
-    ]);
-    workers.push(worker);
-    const redisPid = redis.pid() as number;
-    try {
-      const port = await metricsPortOf(worker);
-      const readyz = async () => {
-        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-        return { status: response.status, body: (await response.json()) as { notReady?: string[] } };
+  it(
+    "shows the queue, the worker and the run in `memscore status --json`",
+    async () => {
+      const status = await runCli(["status", "--run", "obs-run", "--json"], env);
+      expect(status.code, status.stderr).toBe(0);
+      const report = JSON.parse(status.stdout) as {
+        queue: string;
+        workers: { count: number };
+        jobs: Record<string, number>;
+        runs: { runId: string; done: number; total: number; failed: number; failuresByReason: object }[];
       };
-      const waitForReadyz = (status: number) =>
-        sleepUntil(async () => (await readyz()).status === status, {
-          what: `/readyz to answer ${status}`,
-          timeoutMs: START_TIMEOUT_MS,
-          state: async () => ({ readyz: await readyz(), worker: worker.tail() }),
-        });
-      await waitForReadyz(200);
+      expect(report.queue).toBe(queue);
+      expect(report.workers.count).toBe(1);
+      expect(report.jobs.waiting).toBe(0);
+      expect(report.runs).toHaveLength(1);
+      expect(report.runs[0]).toMatchObject({ runId: "obs-run", done: IMAGES, total: IMAGES, failed: BROKEN });
+      expect(report.runs[0]?.failuresByReason).toEqual({
+        not_image: 2,
+        decode_failed: 1,
+        unsupported_format: 1,
+      });
 
-      // Redis stops answering (SIGSTOP: the server hangs, its port stays bound and no other
-      // process can take it), as a Redis does that is overloaded or cut off by the network.
-      process.kill(redisPid, "SIGSTOP");
+      const text = await runCli(["status", "--run", "obs-run"], env);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toContain(`queue ${queue}`);
+      expect(text.stdout).toMatch(new RegExp(`obs-run .*100\\.0%  ${IMAGES}/${IMAGES} images  finished`));
+      expect(text.stdout).toContain("failed 4 (not_image 2, decode_failed 1, unsupported_format 1)");
+
+      const unknown = await runCli(["status", "--run", "no-such-run"], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('no run "no-such-run"');
+    },
+    budget(3 * COMMAND_TIMEOUT_MS),
+  );
+
+  it(
+    "reports a worker not ready while its Redis does not answer, and ready again once it does",
+    async () => {
+      const redis = await startLocalRedis();
+      const worker = startWorkerProcess({ ...env, REDIS_URL: redis.url, MEMSCORE_QUEUE: uniqueName("q") }, [
+        "--concurrency",
+        "1",
+      ]);
+      workers.push(worker);
+      const redisPid = redis.pid() as number;
       try {
-        await waitForReadyz(503);
-        expect((await readyz()).body.notReady).toEqual(["redis"]);
-        expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
-        // Scrapes still answer, saying Redis is down, instead of hanging.
-        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        expect(metrics).toMatch(/memscore_redis_up\{queue="[^"]+"\} 0/);
+        const port = await metricsPortOf(worker);
+        const readyz = async () => {
+          const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+          return { status: response.status, body: (await response.json()) as { notReady?: string[] } };
+        };
+        const waitForReadyz = (status: number) =>
+          sleepUntil(async () => (await readyz()).status === status, {
+            what: `/readyz to answer ${status}`,
+            timeoutMs: START_TIMEOUT_MS,
+            state: async () => ({ readyz: await readyz(), worker: worker.tail() }),
+          });
+        await waitForReadyz(200);
+
+        // Redis stops answering (SIGSTOP: the server hangs, its port stays bound and no other
+        // process can take it), as a Redis does that is overloaded or cut off by the network.
+        process.kill(redisPid, "SIGSTOP");
+        try {
+          await waitForReadyz(503);
+          expect((await readyz()).body.notReady).toEqual(["redis"]);
+          expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+          // Scrapes still answer, saying Redis is down, instead of hanging.
+          const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          expect(metrics).toMatch(/memscore_redis_up\{queue="[^"]+"\} 0/);
+        } finally {
+          process.kill(redisPid, "SIGCONT");
+        }
+        await waitForReadyz(200);
       } finally {
-        process.kill(redisPid, "SIGCONT");
+        await stopProcesses([worker]);
+        await redis.stop();
       }
-      await waitForReadyz(200);
-    } finally {
-      await stopProcesses([worker]);
-      await redis.stop();
-    }
-  });
+    },
+    budget(4 * START_TIMEOUT_MS),
+  );
 });

@@ -19,7 +19,7 @@ import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { enqueueAndWait, readResults, rowsByUri } from "./support/run-outcome.js";
 import { getBytes, putObjects } from "./support/s3.js";
 import { type TestServices, uniqueName } from "./support/services.js";
-import { budget, RUN_TIMEOUT_MS } from "./support/timeouts.js";
+import { budget, COMMAND_TIMEOUT_MS, RUN_TIMEOUT_MS } from "./support/timeouts.js";
 
 const MODEL = fileURLToPath(new URL("./fixtures/models/contract-ok.onnx", import.meta.url));
 
@@ -111,17 +111,21 @@ describe("worker configuration from the environment (one worker process, real Re
     budget(RUN_TIMEOUT_MS),
   );
 
-  it("stops with a one-line message naming a bad variable, and exit code 2", async () => {
-    for (const [name, value, why] of [
-      ["MEMSCORE_BATCH_SIZE", "abc", 'expected an integer from 1 to 1024, got "abc"'],
-      ["REDIS_URL", "http://127.0.0.1:6379", 'expected the redis:// or rediss:// scheme, got "http:"'],
-      ["MEMSCORE_PROVIDER", "tpu", 'expected one of auto, cpu, cuda, webgpu, got "tpu"'],
-    ] as const) {
-      const result = await runCli(["worker"], { ...env, [name]: value });
-      expect(result.code, result.stderr).toBe(2);
-      expect(result.stderr).toBe(`memscore worker: ${name}: ${why}\n`);
-    }
-  });
+  it(
+    "stops with a one-line message naming a bad variable, and exit code 2",
+    async () => {
+      for (const [name, value, why] of [
+        ["MEMSCORE_BATCH_SIZE", "abc", 'expected an integer from 1 to 1024, got "abc"'],
+        ["REDIS_URL", "http://127.0.0.1:6379", 'expected the redis:// or rediss:// scheme, got "http:"'],
+        ["MEMSCORE_PROVIDER", "tpu", 'expected one of auto, cpu, cuda, webgpu, got "tpu"'],
+      ] as const) {
+        const result = await runCli(["worker"], { ...env, [name]: value });
+        expect(result.code, result.stderr).toBe(2);
+        expect(result.stderr).toBe(`memscore worker: ${name}: ${why}\n`);
+      }
+    },
+    budget(3 * COMMAND_TIMEOUT_MS),
+  );
 
   it("refuses a model whose sha256 is not MEMSCORE_MODEL_SHA256, before taking any chunk", async () => {
     const worker = startWorkerProcess({

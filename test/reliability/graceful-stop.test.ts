@@ -1,14 +1,20 @@
-import { hostname } from "node:os";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeArchive } from "../support/archive.js";
-import { type CliProcess, exitOf, startWorkerProcess, stopProcesses, waitForOutput } from "../support/cli.js";
-import { openTestQueue, type TestQueue } from "../support/queue.js";
+import {
+  type CliProcess,
+  exitOf,
+  startWorkerProcess,
+  stopProcesses,
+  waitForOutput,
+  workerName,
+} from "../support/cli.js";
+import { chunksHeldBy, openTestQueue, type TestQueue, unlessAChunkFails } from "../support/queue.js";
 import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { enqueueAndWait, readResults, rowsByUri } from "../support/run-outcome.js";
 import { putObjects } from "../support/s3.js";
 import { sleepUntil, uniqueName } from "../support/services.js";
-import { budget, RUN_TIMEOUT_MS, START_TIMEOUT_MS } from "../support/timeouts.js";
+import { budget, HEAVY_SETUP_TIMEOUT_MS, RUN_TIMEOUT_MS, START_TIMEOUT_MS } from "../support/timeouts.js";
 
 const IMAGES = 200;
 const CHUNK = 20;
@@ -34,7 +40,7 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGINT, SIGTERM twice, 
     const archive = await makeArchive("photos/", IMAGES);
     await putObjects(s3, input, new Map(archive.map((e) => [e.key, e.body])));
     queue = openTestQueue(env);
-  });
+  }, HEAVY_SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await stopProcesses(workers);
@@ -53,13 +59,11 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGINT, SIGTERM twice, 
    * are the ones it holds at that moment; returns them.
    */
   const twoChunksHeldBy = async (worker: CliProcess): Promise<string[]> => {
-    const name = `${hostname()}:${worker.child.pid}`;
+    const name = workerName(worker);
     let held: string[] = [];
     await sleepUntil(
       async () => {
-        held = (await queue.queue.getActive())
-          .filter((j) => j.processedBy === name)
-          .map((j) => j.id as string);
+        held = await chunksHeldBy(queue, name);
         return held.length === 2;
       },
       {
@@ -147,7 +151,7 @@ describe("graceful and forced stop of a worker (SIGTERM, SIGINT, SIGTERM twice, 
 
       // 3. Another worker redoes the handed-back chunks and the run completes, nothing lost.
       start();
-      const result = await run;
+      const result = await unlessAChunkFails(queue, run);
       expect(result.code, `${result.stderr}\n${workers.map((w) => w.tail()).join("\n")}`).toBe(0);
       const rows = await readResults(s3, output, "scores/", "stop-run");
       expect(rows).toHaveLength(IMAGES);

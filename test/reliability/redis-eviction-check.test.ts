@@ -9,6 +9,7 @@ import {
   waitForOutput,
 } from "../support/cli.js";
 import { startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { budget, COMMAND_TIMEOUT_MS, START_TIMEOUT_MS } from "../support/timeouts.js";
 
 // In JSON log lines the quotes are escaped; on the refusal's plain stderr line they are not.
 const WARNING = /maxmemory-policy is \\?"allkeys-lru\\?", not \\?"noeviction/;
@@ -36,22 +37,26 @@ describe("Redis maxmemory-policy check at start (Redis with allkeys-lru)", () =>
     expect(worker.child.exitCode).toBeNull();
   });
 
-  it("refuses to start with MEMSCORE_REDIS_EVICTION_CHECK=refuse (worker and producer)", async () => {
-    const worker = startWorkerProcess({ ...env, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" });
-    workers.push(worker);
-    const exit = await exitOf(worker);
-    expect(exit.code, worker.output()).not.toBe(0);
-    expect(exit.code).not.toBeNull();
-    expect(worker.output()).toMatch(WARNING);
-    expect(worker.output()).toContain("Set maxmemory-policy noeviction");
+  it(
+    "refuses to start with MEMSCORE_REDIS_EVICTION_CHECK=refuse (worker and producer)",
+    async () => {
+      const worker = startWorkerProcess({ ...env, MEMSCORE_REDIS_EVICTION_CHECK: "refuse" });
+      workers.push(worker);
+      const exit = await exitOf(worker);
+      expect(exit.code, worker.output()).not.toBe(0);
+      expect(exit.code).not.toBeNull();
+      expect(worker.output()).toMatch(WARNING);
+      expect(worker.output()).toContain("Set maxmemory-policy noeviction");
 
-    const enqueue = await runCli(
-      ["enqueue", "s3://some-bucket/photos/", "--out", "s3://some-bucket/scores/"],
-      { ...env, MEMSCORE_METRICS_PORT: "0", MEMSCORE_REDIS_EVICTION_CHECK: "refuse" },
-    );
-    expect(enqueue.code).not.toBe(0);
-    expect(enqueue.stderr).toMatch(WARNING);
-  });
+      const enqueue = await runCli(
+        ["enqueue", "s3://some-bucket/photos/", "--out", "s3://some-bucket/scores/"],
+        { ...env, MEMSCORE_METRICS_PORT: "0", MEMSCORE_REDIS_EVICTION_CHECK: "refuse" },
+      );
+      expect(enqueue.code).not.toBe(0);
+      expect(enqueue.stderr).toMatch(WARNING);
+    },
+    budget(START_TIMEOUT_MS, COMMAND_TIMEOUT_MS),
+  );
 
   it("logs that it could not check when CONFIG is not allowed (as on managed Redis), and starts", async () => {
     const admin = new Redis(services.redis.url);

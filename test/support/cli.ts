@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { sleepUntil } from "./services.js";
 import { COMMAND_TIMEOUT_MS, START_TIMEOUT_MS } from "./timeouts.js";
@@ -105,6 +106,11 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, args: string[] = []):
     MEMSCORE_METRICS_PORT: "0",
     ...env,
   });
+}
+
+/** The name a worker process gives BullMQ, which records it on each job it takes (`job.processedBy`). */
+export function workerName(worker: CliProcess): string {
+  return `${hostname()}:${worker.child.pid}`;
 }
 
 /** Starts `memscore producer ARGS` (the scheduled-scan service), logging as a worker does. */

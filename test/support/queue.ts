@@ -63,6 +63,37 @@ export function openTestQueue(env: NodeJS.ProcessEnv, name = env.MEMSCORE_QUEUE 
   };
 }
 
+/** The ids of the chunks a worker holds now (its BullMQ name: see workerName), read in one call. */
+export async function chunksHeldBy(queue: TestQueue, name: string): Promise<string[]> {
+  return (await queue.queue.getActive())
+    .filter((job) => job.processedBy === name)
+    .map((job) => job.id as string);
+}
+
+/**
+ * Resolves with `run`, or rejects as soon as a chunk of the queue has failed for good, naming the
+ * chunks and why: a run with a failed chunk can never complete, so waiting longer says nothing.
+ */
+export async function unlessAChunkFails<T>(queue: TestQueue, run: Promise<T>): Promise<T> {
+  let settled = false;
+  const watch = (async (): Promise<never> => {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (settled) return new Promise<never>(() => {});
+      const failed = await queue.queue.getFailed();
+      if (failed.length > 0) {
+        const why = failed.map((job) => `${job.id}: ${job.failedReason}`).join("\n");
+        throw new Error(`chunks failed for good, so the run cannot complete:\n${why}`);
+      }
+    }
+  })();
+  try {
+    return await Promise.race([run, watch]);
+  } finally {
+    settled = true;
+  }
+}
+
 /** The job counts of a queue right now, on a connection opened and closed for the purpose. */
 export async function queueCounts(
   env: NodeJS.ProcessEnv,

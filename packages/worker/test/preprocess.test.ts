@@ -30,7 +30,8 @@ describe("preprocessing", () => {
     const raw = { raw: { width: 500, height: 300, channels: 3 as const } };
     const png = await sharp(stripes, raw).png().toBuffer();
     const { rgb } = await prepareImage(png, { inputSize: 224 }, { maxPixels: 1e8 });
-    const resized = async (kernel: keyof sharp.KernelEnum) =>
+    type Kernel = "nearest" | "linear" | "cubic" | "mitchell" | "lanczos2" | "lanczos3";
+    const resized = async (kernel: Kernel) =>
       sharp(stripes, raw).resize(224, 224, { fit: "fill", kernel }).raw().toBuffer();
     expect(rgb.equals(await resized("lanczos3"))).toBe(true);
     for (const other of ["nearest", "linear", "cubic", "mitchell", "lanczos2"] as const) {
@@ -39,7 +40,7 @@ describe("preprocessing", () => {
     // Lanczos' hallmark, independent of sharp: its negative lobes ring past the input's range at
     // an edge, where a linear filter stays inside it.
     const range = (bytes: Uint8Array) =>
-      bytes.reduce(([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)], [255, 0]);
+      bytes.reduce<[number, number]>(([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)], [255, 0]);
     const [lo, hi] = range(rgb);
     expect(lo < 64 || hi > 192, `lanczos3 range ${lo}..${hi}`).toBe(true);
     expect(range(await resized("linear"))).toEqual([64, 192]);

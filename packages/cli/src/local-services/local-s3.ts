@@ -54,7 +54,11 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
   const stop = async () => {
     // Each step in its own try so a failed close still removes the temp dir.
     try {
-      await server.close();
+      const closed = server.close();
+      // Drop the clients' connections, idle or mid-request: a stopped test or demo server must not
+      // wait for them (a client that sent half its headers holds it up to Node's 60 s timeout).
+      server.httpServer?.closeAllConnections();
+      await closed;
     } finally {
       if (ownDir) await rm(directory, { recursive: true, force: true });
     }

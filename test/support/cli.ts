@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
-import { sleepUntil } from "./services.js";
+import { sleepUntil, within } from "./services.js";
 import { COMMAND_TIMEOUT_MS, START_TIMEOUT_MS } from "./timeouts.js";
 
 /** The built CLI entry point (tests run after `npm run build`). */
@@ -131,17 +131,11 @@ export async function exitOf(
   proc: CliProcess,
   timeoutMs = START_TIMEOUT_MS,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const overdue = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      proc.child.kill("SIGKILL");
-      reject(new Error(`${proc.command} had not exited after ${timeoutMs} ms; its output:\n${proc.tail()}`));
-    }, timeoutMs);
-  });
   try {
-    return await Promise.race([proc.exited, overdue]);
-  } finally {
-    clearTimeout(timer);
+    return await within(`${proc.command} to exit`, timeoutMs, proc.exited);
+  } catch (error) {
+    proc.child.kill("SIGKILL");
+    throw new Error(`${(error as Error).message}; its output:\n${proc.tail()}`);
   }
 }
 

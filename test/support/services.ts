@@ -42,12 +42,31 @@ export async function startTestServices(redisOptions: LocalRedisOptions = {}): P
     AWS_SECRET_ACCESS_KEY: LOCAL_S3_SECRET_ACCESS_KEY,
   };
   const stop = async () => {
-    // Stop both even if one fails, then report the first failure.
-    const results = await Promise.allSettled([redis.stop(), s3.stop()]);
+    // Stop both even if one fails, then report the first failure; one that hangs is named.
+    const results = await Promise.allSettled([
+      within("stopping the test Redis", STOP_TIMEOUT_MS, redis.stop()),
+      within("stopping the test S3 API server", STOP_TIMEOUT_MS, s3.stop()),
+    ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
   };
   return { redis, s3, env, stop };
+}
+
+/** How long stopping a test server may take before the stop fails, naming the server. */
+const STOP_TIMEOUT_MS = 30_000;
+
+/** `step`, or a failure naming `what` if it has not settled within `timeoutMs`. */
+export async function within<T>(what: string, timeoutMs: number, step: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([step, overdue]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

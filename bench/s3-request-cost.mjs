@@ -105,7 +105,12 @@ try {
     results.push({ kind, client: "node:http, no SDK", ...(await measure(undefined, run)) });
   }
   for (const unsignedPayload of [false, true]) {
-    const config = { s3Endpoint: `http://127.0.0.1:${port}`, s3ForcePathStyle: true, awsRegion: "us-east-1" };
+    const config = {
+      s3Endpoint: `http://127.0.0.1:${port}`,
+      s3ForcePathStyle: true,
+      awsRegion: "us-east-1",
+      s3RequestTimeoutMs: 60_000,
+    };
     const storage = new Storage(createS3Client(config, { unsignedPayload }), { allowedBuckets: [] });
     for (const [kind, run] of Object.entries(kinds)) {
       results.push({

@@ -3,11 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "@memscore/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, runCli } from "./support/cli.js";
+import {
+  type CliProcess,
+  type CliResult,
+  runCli,
+  startProducerProcess,
+  startWorkerProcess,
+  stopProcesses,
+} from "./support/cli.js";
 import { makePhoto } from "./support/images.js";
 import { renderKustomization } from "./support/kustomize.js";
 import { find, K8S_DIR, ROOT } from "./support/manifests.js";
-import { startProducerProcess } from "./support/producer-process.js";
 import {
   type ActiveAlert,
   startPrometheus,
@@ -18,7 +24,6 @@ import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { putObjects } from "./support/s3.js";
 import { podMonitorTargets } from "./support/scrape-targets.js";
 import { sleepUntil, uniqueName } from "./support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 const ALERTS = join(ROOT, "infra/prometheus/alerts.yml");
 const IMAGES = 12;
@@ -49,9 +54,9 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
   let fixture: RunFixture;
   let prometheus: TestPrometheus;
   let dir: string;
-  let producer: WorkerProcess;
-  let worker: WorkerProcess | undefined;
-  const processes: WorkerProcess[] = [];
+  let producer: CliProcess;
+  let worker: CliProcess | undefined;
+  const processes: CliProcess[] = [];
   let workerPort: number;
   let producerPort: number;
   let labelsOf: { worker: Record<string, string>; producer: Record<string, string> };
@@ -75,9 +80,17 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
    * scrape later and, with `pastFor`, long enough after for any alert that state implies to fire.
    */
   const settle = async (expr: string, pastFor = false) => {
-    await sleepUntil(async () => (await prometheus.query(expr)).data.result.length > 0, 60_000, 250);
+    await sleepUntil(async () => (await prometheus.query(expr)).data.result.length > 0, {
+      what: "(await prometheus.query(expr)).data.result.length > 0",
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
     const after = Date.now() + (INTERVAL_S + (pastFor ? FOR_S + INTERVAL_S : 0)) * 1_000;
-    await sleepUntil(async () => (await prometheus.lastEvaluations()).every((t) => t > after), 60_000, 250);
+    await sleepUntil(async () => (await prometheus.lastEvaluations()).every((t) => t > after), {
+      what: "(await prometheus.lastEvaluations()).every((t) => t > after)",
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
   };
   const firing = async (): Promise<ActiveAlert[]> =>
     (await prometheus.alerts()).filter((a) => a.state === "firing");
@@ -149,7 +162,7 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
   });
 
   afterAll(async () => {
-    await stopWorkers(processes);
+    await stopProcesses(processes);
     await prometheus?.stop();
     await fixture?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -182,8 +195,11 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
             outage.add(`${a.labels.alertname} ${JSON.stringify(a.labels)} value ${a.value}`);
         return done !== undefined;
       },
-      300_000,
-      500,
+      {
+        what: "{ for (const a of await firing()) if ( !['MemscoreRunStalled', 'MemscoreBacklogGrowingWhileWorkersId",
+        timeoutMs: 300_000,
+        intervalMs: 500,
+      },
     );
     expect(done?.code, done?.stderr).toBe(0);
     expect(JSON.parse(done?.stdout ?? "{}").final).toMatchObject({ imagesScored: IMAGES, imagesFailed: 0 });
@@ -200,7 +216,7 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
 
   it("stays quiet at zero workers with nothing queued, and KEDA's query says zero", async () => {
     // KEDA scaled the worker down: its pod, and so its target, are gone.
-    await stopWorkers([worker as WorkerProcess]);
+    await stopProcesses([worker as CliProcess]);
     await prometheus.setTargets("memscore", [producerTarget()]);
     await settle('absent(up{component="worker"}) and on() up{component="producer"} == 1', true);
     expect(await firingNow()).toEqual([]);
@@ -216,11 +232,11 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
     const backlog = await value(kedaQuery);
     expect(backlog).toBe(IMAGES / CHUNK);
     expect(backlog).toBeGreaterThan(keda.activationThreshold);
-    await sleepUntil(
-      async () => (await firing()).some((a) => a.labels.alertname === "MemscoreNoWorkers"),
-      30_000,
-      250,
-    );
+    await sleepUntil(async () => (await firing()).some((a) => a.labels.alertname === "MemscoreNoWorkers"), {
+      what: "(await firing()).some((a) => a.labels.alertname === 'MemscoreNoWorkers')",
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
     const noWorkers = (await firing()).find((a) => a.labels.alertname === "MemscoreNoWorkers");
     expect(noWorkers?.labels).toMatchObject({
       namespace: "memscore",
@@ -238,8 +254,11 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
         const names = (await firing()).map((a) => a.labels.alertname);
         return names.includes("MemscoreWorkerDown") && names.includes("MemscoreNoWorkers");
       },
-      30_000,
-      250,
+      {
+        what: "{ const names = (await firing()).map((a) => a.labels.alertname); return names.includes('MemscoreWork",
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
     );
     const down = (await firing()).find((a) => a.labels.alertname === "MemscoreWorkerDown");
     expect(down?.labels).toMatchObject({ ...labelsOf.worker, instance: `127.0.0.1:${workerPort}` });
@@ -248,14 +267,14 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
   });
 
   it("asks KEDA for one worker when nothing that reads the queue is scraped (producer gone too)", async () => {
-    await stopWorkers([producer]);
+    await stopProcesses([producer]);
     await prometheus.setTargets("memscore", []);
     await settle('absent(up{job="memscore"})');
-    await sleepUntil(
-      async () => (await prometheus.query("memscore_queue_jobs")).data.result.length === 0,
-      30_000,
-      250,
-    );
+    await sleepUntil(async () => (await prometheus.query("memscore_queue_jobs")).data.result.length === 0, {
+      what: "(await prometheus.query('memscore_queue_jobs')).data.result.length === 0",
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
     const asked = await value(kedaQuery);
     expect(asked).toBeGreaterThan(keda.activationThreshold);
     expect(Math.ceil((asked as number) / keda.threshold)).toBe(1);
@@ -267,7 +286,11 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
     await settle(
       `up{component="worker"} == 1 and on() max(memscore_queue_jobs{state="waiting"}) == 0 and on() max(memscore_queue_jobs{state="active"}) == 0`,
     );
-    await sleepUntil(async () => (await firing()).length === 0, 60_000, 250).catch(() => {});
+    await sleepUntil(async () => (await firing()).length === 0, {
+      what: "(await firing()).length === 0",
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    }).catch(() => {});
     expect(await firingNow()).toEqual([]);
   });
 });

@@ -4,12 +4,11 @@ import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jsonLines, runCli } from "./support/cli.js";
+import { type CliProcess, jsonLines, runCli, startWorkerProcess, stopProcesses } from "./support/cli.js";
 import { makePhoto } from "./support/images.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { getBytes, listKeys, putObjects } from "./support/s3.js";
 import { uniqueName } from "./support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 interface Row {
   uri: string;
@@ -24,7 +23,7 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
   let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
-  let workers: WorkerProcess[] = [];
+  let workers: CliProcess[] = [];
   const input = uniqueName("in");
   const output = uniqueName("out");
   // One small, one larger than the 1024-px heatmap bound.
@@ -48,7 +47,7 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(workers);
+    await stopProcesses(workers);
     await fixture?.stop();
   });
 

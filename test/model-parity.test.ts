@@ -40,11 +40,17 @@ describe("parity with PyTorch (bundled tiny model)", () => {
       expect(ref, line.file).toBeDefined();
       expect(line.model_sha256).toBe(sha);
       expect(Math.abs(line.score - (ref as Reference).score)).toBeLessThan(1e-4);
-      for (const [r, row] of line.gradcam.entries()) {
-        for (const [c, v] of row.entries()) {
-          expect(Math.abs(v - ((ref as Reference).gradcam_normalised[r]?.[c] as number))).toBeLessThan(1e-4);
-        }
-      }
+      // The grid's shape first (7×7, as PyTorch's), so a short or empty grid cannot pass.
+      const want = (ref as Reference).gradcam_normalised;
+      expect(want.map((row) => row.length)).toEqual(Array(7).fill(7));
+      expect(
+        line.gradcam.map((row) => row.length),
+        line.file,
+      ).toEqual(want.map((row) => row.length));
+      const worst = Math.max(
+        ...line.gradcam.flatMap((row, r) => row.map((v, c) => Math.abs(v - (want[r]?.[c] ?? Number.NaN)))),
+      );
+      expect(worst, `${line.file}: largest Grad-CAM difference`).toBeLessThan(1e-4);
     }
     // Different photographs must give different scores, or the comparison proves little.
     const scores = lines.map((l) => l.score);

@@ -1,13 +1,18 @@
 import { freePort } from "@memscore/cli";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "./support/cli.js";
+import {
+  type CliProcess,
+  logLines,
+  runCli,
+  startProducerProcess,
+  startWorkerProcess,
+  stopProcesses,
+} from "./support/cli.js";
 import { makePhoto } from "./support/images.js";
-import { logLines, startProducerProcess } from "./support/producer-process.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { putObjects } from "./support/s3.js";
 import { sleepUntil, uniqueName } from "./support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 const ADMIN_PASSWORD = "admin-pw";
 const USER = "memscore";
@@ -35,7 +40,7 @@ describe("a Redis whose ACL refuses CLIENT LIST", () => {
   let fixture: RunFixture;
   let env: NodeJS.ProcessEnv;
   let adminEnv: NodeJS.ProcessEnv;
-  const processes: WorkerProcess[] = [];
+  const processes: CliProcess[] = [];
   const input = uniqueName("in");
   const output = uniqueName("out");
 
@@ -66,7 +71,7 @@ describe("a Redis whose ACL refuses CLIENT LIST", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(processes);
+    await stopProcesses(processes);
     await fixture?.stop();
   });
 
@@ -86,7 +91,10 @@ describe("a Redis whose ACL refuses CLIENT LIST", () => {
     processes.push(producer);
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const readyz = async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status;
-    await sleepUntil(async () => (await readyz()) === 200, 60_000);
+    await sleepUntil(async () => (await readyz()) === 200, {
+      what: "(await readyz()) === 200",
+      timeoutMs: 60_000,
+    });
 
     const enqueue = await runCli(
       [
@@ -123,7 +131,10 @@ describe("a Redis whose ACL refuses CLIENT LIST", () => {
     const completed = `memscore_queue_jobs{queue="${queue}",state="completed"}`;
     await sleepUntil(
       async () => samples(await scrape(), "memscore_queue_jobs").get(completed) === IMAGES / CHUNK,
-      120_000,
+      {
+        what: "samples(await scrape(), 'memscore_queue_jobs').get(completed) === IMAGES / CHUNK",
+        timeoutMs: 120_000,
+      },
     );
     const after = await scrape();
     expect(

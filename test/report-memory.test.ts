@@ -13,10 +13,9 @@ import {
 } from "@memscore/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testStorage } from "../packages/producer/test/support.js";
 import { runCli } from "./support/cli.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
-import { putObjects } from "./support/s3.js";
+import { putObjects, testStorage } from "./support/s3.js";
 import { uniqueName } from "./support/services.js";
 
 const PEAK_MEMORY = fileURLToPath(new URL("./support/print-peak-memory.mjs", import.meta.url));

@@ -7,12 +7,11 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchiveEntry, makeArchive } from "./support/archive.js";
 import { openFileInChromium } from "./support/chromium.js";
-import { runCli } from "./support/cli.js";
+import { type CliProcess, runCli, startWorkerProcess, stopProcesses } from "./support/cli.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { enqueueAndWait, type ResultRow, readResults } from "./support/run-outcome.js";
 import { getBytes, putObjects } from "./support/s3.js";
 import { uniqueName } from "./support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 /** Screenshots of the reports tests open, kept for people to look at (git-ignored). */
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
@@ -34,7 +33,7 @@ interface RecordJson {
 // which a real headless Chromium then opens from a file.
 describe("memscore report (real run, real Chromium)", () => {
   let fixture: RunFixture;
-  let workers: WorkerProcess[] = [];
+  let workers: CliProcess[] = [];
   let dir: string;
   let rows: ResultRow[];
   let archive: ArchiveEntry[];
@@ -68,7 +67,7 @@ describe("memscore report (real run, real Chromium)", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(workers);
+    await stopProcesses(workers);
     await fixture?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });

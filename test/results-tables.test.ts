@@ -15,10 +15,9 @@ import {
   writeResultsPart,
 } from "@memscore/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testStorage } from "../packages/producer/test/support.js";
 import { jsonLines } from "./support/cli.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
-import { getBytes } from "./support/s3.js";
+import { getBytes, testStorage } from "./support/s3.js";
 import { uniqueName } from "./support/services.js";
 
 const SHA_A = "a".repeat(64);

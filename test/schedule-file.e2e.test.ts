@@ -4,11 +4,9 @@ import { join } from "node:path";
 import { freePort } from "@memscore/cli";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "./support/cli.js";
-import { logLines, startProducerProcess } from "./support/producer-process.js";
+import { type CliProcess, logLines, runCli, startProducerProcess, stopProcesses } from "./support/cli.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { sleepUntil, uniqueName } from "./support/services.js";
-import { stopWorkers, type WorkerProcess } from "./support/workers.js";
 
 interface ListedSchedule {
   name: string;
@@ -28,7 +26,7 @@ describe("schedules applied from a file at producer start", () => {
   let fixture: RunFixture;
   let dir: string;
   let file: string;
-  const producers: WorkerProcess[] = [];
+  const producers: CliProcess[] = [];
   const input = uniqueName("in");
   const output = uniqueName("out");
 
@@ -45,7 +43,10 @@ describe("schedules applied from a file at producer start", () => {
       file,
     ]);
     producers.push(producer);
-    await sleepUntil(() => logLines(producer.output(), "schedules applied from file").length > 0, 60_000);
+    await sleepUntil(() => logLines(producer.output(), "schedules applied from file").length > 0, {
+      what: "logLines(producer.output(), 'schedules applied from file').length > 0",
+      timeoutMs: 60_000,
+    });
     return { producer, applied: logLines(producer.output(), "schedules applied from file")[0] };
   };
 
@@ -70,7 +71,7 @@ describe("schedules applied from a file at producer start", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(producers);
+    await stopProcesses(producers);
     await fixture?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -112,7 +113,7 @@ describe("schedules applied from a file at producer start", () => {
         );
       expect(Number(line?.split(" ").at(-1)), s.name).toBe(Date.parse(s.nextAt as string) / 1000);
     }
-    await stopWorkers([first.producer]);
+    await stopProcesses([first.producer]);
 
     // Same file again (a restart, or the second replica): nothing is rewritten, so the interval
     // schedule keeps its next iteration.
@@ -124,7 +125,7 @@ describe("schedules applied from a file at producer start", () => {
       unchanged: ["photos-nightly", "inbox"],
     });
     expect(await list()).toEqual(schedules);
-    await stopWorkers([second.producer]);
+    await stopProcesses([second.producer]);
 
     // An edit in git: one cadence changed, one entry deleted.
     await writeSchedules(`schedules:${nightly("0 3 * * *")}\n`);
@@ -132,7 +133,7 @@ describe("schedules applied from a file at producer start", () => {
     expect(third.applied).toMatchObject({ added: [], updated: ["photos-nightly"], removed: ["inbox"] });
     const edited = await list();
     expect(edited.map((s) => [s.name, s.cron])).toEqual([["photos-nightly", "0 3 * * *"]]);
-    await stopWorkers([third.producer]);
+    await stopProcesses([third.producer]);
   });
 
   it("puts every schedule back after Redis lost its data", async () => {
@@ -146,7 +147,7 @@ describe("schedules applied from a file at producer start", () => {
     const { producer, applied } = await startWithFile();
     expect(applied).toMatchObject({ added: ["photos-nightly"] });
     expect((await list()).map((s) => s.name)).toEqual(["photos-nightly"]);
-    await stopWorkers([producer]);
+    await stopProcesses([producer]);
   });
 
   it("refuses a bad file before changing anything: one line naming the entry and field, exit 2", async () => {

@@ -66,6 +66,9 @@ class OnnxRuntimeParityTest(unittest.TestCase):
             ref = refs[os.path.basename(line["file"])]
             scores.append(line["score"])
             self.assertAlmostEqual(line["score"], ref["score"], delta=1e-4, msg=line["file"])
+            # Shapes first: zip() below would pass a short or empty grid.
+            self.assertEqual([len(r) for r in ref["gradcam_normalised"]], [7] * 7)
+            self.assertEqual([len(r) for r in line["gradcam"]], [7] * 7, line["file"])
             for got_row, ref_row in zip(line["gradcam"], ref["gradcam_normalised"]):
                 for got, want in zip(got_row, ref_row):
                     self.assertAlmostEqual(got, want, delta=1e-4, msg=line["file"])

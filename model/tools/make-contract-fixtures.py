@@ -21,22 +21,30 @@ GOOD_META = {
 }
 
 
-def model(input_shape, gradcam_shape, meta, name):
+def model(input_shape, gradcam_shape, meta, name, score_shape=("N",)):
     """score = mean(image) per sample; gradcam = zeros of gradcam_shape (batch kept dynamic)."""
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, input_shape)
-    score = helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])
+    score = helper.make_tensor_value_info("score", TensorProto.FLOAT, list(score_shape))
     gradcam = helper.make_tensor_value_info("gradcam", TensorProto.FLOAT, gradcam_shape)
+    if len(score_shape) == 1:
+        score_nodes = [helper.make_node("ReduceMean", ["image"], ["score"], axes=[1, 2, 3], keepdims=0)]
+    else:  # [N, 1]: the mean kept as [N,1,1,1], then flattened from axis 1
+        score_nodes = [
+            helper.make_node("ReduceMean", ["image"], ["image_mean"], axes=[1, 2, 3], keepdims=1),
+            helper.make_node("Flatten", ["image_mean"], ["score"], axis=1),
+        ]
     nodes = [
-        helper.make_node("ReduceMean", ["image"], ["score"], axes=[1, 2, 3], keepdims=0),
+        *score_nodes,
         # gradcam = zeros shaped [N, g, g]: take a slice of the image and multiply by 0
         helper.make_node("Slice", ["image", "starts", "ends", "slice_axes"], ["patch"]),
         helper.make_node("ReduceSum", ["patch", "ch"], ["patch_sum"], keepdims=0),
         helper.make_node("Mul", ["patch_sum", "zero"], ["gradcam"]),
     ]
-    g = gradcam_shape[1] if isinstance(gradcam_shape[1], int) else 7
+    # The graph computes the declared grid shape, so ONNX Runtime reports that shape as it is.
+    rows, cols = (d if isinstance(d, int) else 7 for d in gradcam_shape[1:])
     inits = [
         helper.make_tensor("starts", TensorProto.INT64, [2], [0, 0]),
-        helper.make_tensor("ends", TensorProto.INT64, [2], [g, g]),
+        helper.make_tensor("ends", TensorProto.INT64, [2], [rows, cols]),
         helper.make_tensor("slice_axes", TensorProto.INT64, [2], [2, 3]),
         helper.make_tensor("ch", TensorProto.INT64, [1], [1]),
         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
@@ -121,5 +129,8 @@ model(["N", 3, 224, 224], ["N", 7, 7], GOOD_META, "contract-ok")
 model(["N", 3, 128, 128], ["N", 7, 7], GOOD_META, "wrong-input-size")
 model(["N", 3, 224, 224], ["N", 7, 7], {k: v for k, v in GOOD_META.items() if k != "memscore.mean"}, "missing-mean")
 model([1, 3, 224, 224], ["N", 7, 7], GOOD_META, "static-batch")
+# Outputs of another shape than the contract's: a grid that is not square, a score per image that is not a scalar.
+model(["N", 3, 224, 224], ["N", 7, 5], GOOD_META, "wrong-gradcam-shape")
+model(["N", 3, 224, 224], ["N", 7, 7], GOOD_META, "wrong-score-shape", score_shape=("N", 1))
 stalling_model("stalls-mid-batch")
 print("wrote", OUT)

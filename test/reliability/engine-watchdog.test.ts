@@ -2,12 +2,12 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliProcess, metricsPortOf, startWorkerProcess, stopProcesses } from "../support/cli.js";
 import { makePhoto } from "../support/images.js";
 import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { enqueueAndWait, readResults } from "../support/run-outcome.js";
 import { getBytes, putObjects } from "../support/s3.js";
 import { sleepUntil, uniqueName } from "../support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 40;
 const TIMEOUT_MS = 2_000;
@@ -21,7 +21,7 @@ describe("inference watchdog: an engine that stalls mid-batch", () => {
   let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
-  const workers: WorkerProcess[] = [];
+  const workers: CliProcess[] = [];
   const input = uniqueName("in");
   const output = uniqueName("out");
 
@@ -36,7 +36,7 @@ describe("inference watchdog: an engine that stalls mid-batch", () => {
 
   afterAll(async () => {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill("SIGKILL");
-    await stopWorkers(workers);
+    await stopProcesses(workers);
     await fixture?.stop();
   });
 
@@ -54,8 +54,7 @@ describe("inference watchdog: an engine that stalls mid-batch", () => {
       ["--concurrency", "2", "--batch-size", "4"],
     );
     workers.push(stalled);
-    await sleepUntil(() => /"port":\d+/.test(stalled.output()) || /port=\d+/.test(stalled.output()), 60_000);
-    const port = Number(/"port":(\d+)|port=(\d+)/.exec(stalled.output())?.slice(1).find(Boolean));
+    const port = await metricsPortOf(stalled);
     const health = async () => {
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       return { status: res.status, body: (await res.json()) as { reason?: string } };
@@ -65,10 +64,19 @@ describe("inference watchdog: an engine that stalls mid-batch", () => {
     const connection = new Redis(env.REDIS_URL as string, { maxRetriesPerRequest: null });
     const queue = new Queue(env.MEMSCORE_QUEUE as string, { connection });
     try {
-      await sleepUntil(async () => (await queue.getActiveCount()) === 2, 120_000);
+      await sleepUntil(async () => (await queue.getActiveCount()) === 2, {
+        what: "the stalled worker to hold two chunks",
+        timeoutMs: 120_000,
+        state: () => stalled.tail(),
+      });
       const held = Date.now();
       expect((await health()).status).toBe(200);
-      await sleepUntil(async () => (await health()).status === 503, 30_000, 100);
+      await sleepUntil(async () => (await health()).status === 503, {
+        what: "/healthz to fail",
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        state: () => stalled.tail(),
+      });
       const detectedAfter = Date.now() - held;
       const unhealthy = await health();
       expect(unhealthy.body.reason, stalled.output()).toMatch(/inference engine wedged/);
@@ -79,7 +87,11 @@ describe("inference watchdog: an engine that stalls mid-batch", () => {
       expect(metrics).toMatch(/^memscore_worker_ready 0$/m);
 
       // Its chunks are back in the queue, and it takes no others.
-      await sleepUntil(async () => (await queue.getActiveCount()) === 0, 30_000);
+      await sleepUntil(async () => (await queue.getActiveCount()) === 0, {
+        what: "the chunks to leave the stalled worker",
+        timeoutMs: 30_000,
+        state: () => stalled.tail(),
+      });
       expect(await queue.getWaitingCount()).toBe(IMAGES / 10);
     } finally {
       await queue.close();

@@ -4,11 +4,10 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeArchive } from "../support/archive.js";
-import { runCli } from "../support/cli.js";
+import { type CliProcess, runCli, startWorkerProcess, stopProcesses } from "../support/cli.js";
 import { type RunFixture, startRunFixture } from "../support/run-fixture.js";
 import { putObjects } from "../support/s3.js";
 import { sleepUntil, uniqueName } from "../support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 // A worker whose Redis and S3 have both gone away must still end when told to: a second SIGTERM
 // exits within FORCED_STOP_EXIT_MS with the signal's code, and every cleanup step is bounded, so
@@ -17,7 +16,7 @@ describe("forced stop with Redis and S3 gone", () => {
   let fixture: RunFixture;
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
-  const workers: WorkerProcess[] = [];
+  const workers: CliProcess[] = [];
   const input = uniqueName("in");
   const output = uniqueName("out");
 
@@ -29,7 +28,7 @@ describe("forced stop with Redis and S3 gone", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(workers);
+    await stopProcesses(workers);
     await fixture?.stop();
   });
 
@@ -46,7 +45,11 @@ describe("forced stop with Redis and S3 gone", () => {
     const connection = new Redis(env.REDIS_URL as string, { maxRetriesPerRequest: null });
     const queue = new Queue(env.MEMSCORE_QUEUE as string, { connection });
     try {
-      await sleepUntil(async () => (await queue.getActiveCount()) > 0, 120_000);
+      await sleepUntil(async () => (await queue.getActiveCount()) > 0, {
+        what: "the worker to hold chunks",
+        timeoutMs: 120_000,
+        state: () => worker.tail(),
+      });
     } finally {
       await queue.close();
       connection.disconnect();
@@ -55,10 +58,18 @@ describe("forced stop with Redis and S3 gone", () => {
     // Both servers gone mid-run: Redis killed outright, the S3 server closed.
     process.kill(fixture.services.redis.pid() as number, "SIGKILL");
     await fixture.services.s3.stop();
-    await sleepUntil(() => /redis connection (error|lost)/.test(worker.output()), 30_000);
+    await sleepUntil(() => /redis connection (error|lost)/.test(worker.output()), {
+      what: "the worker to see Redis gone",
+      timeoutMs: 30_000,
+      state: () => worker.tail(),
+    });
 
     worker.child.kill("SIGTERM");
-    await sleepUntil(() => worker.output().includes("shutting down gracefully"), 30_000);
+    await sleepUntil(() => worker.output().includes("shutting down gracefully"), {
+      what: "the worker to start draining",
+      timeoutMs: 30_000,
+      state: () => worker.tail(),
+    });
     const forcedAt = Date.now();
     worker.child.kill("SIGTERM");
     const exit = await worker.exited;

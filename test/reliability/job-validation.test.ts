@@ -1,21 +1,21 @@
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
+import type { ChunkJobData } from "@memscore/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliProcess, startWorkerProcess, stopProcesses, workerStarted } from "../support/cli.js";
 import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.js";
 import { makePhoto } from "../support/images.js";
+import { openTestQueue, type TestQueue } from "../support/queue.js";
 import { listKeys, putObjects, testS3Client } from "../support/s3.js";
 import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
+import { START_TIMEOUT_MS } from "../support/timeouts.js";
 
 // Hostile job payloads put straight into Redis, bypassing the producer.
 describe("job payload validation (jobs added to Redis directly)", () => {
   let services: TestServices;
   let proxy: FaultProxy;
   let s3: S3Client;
-  let connection: Redis;
-  let queue: Queue;
-  let worker: WorkerProcess;
+  let queue: TestQueue;
+  let worker: CliProcess;
   const input = uniqueName("in");
   const output = uniqueName("out");
   const other = uniqueName("other"); // allowed, but not the configured output bucket
@@ -41,15 +41,14 @@ describe("job payload validation (jobs added to Redis directly)", () => {
       MEMSCORE_OUTPUT_BUCKET: output,
       MEMSCORE_INTRA_OP_THREADS: "1",
     };
-    connection = new Redis(services.redis.url, { maxRetriesPerRequest: null });
-    queue = new Queue(env.MEMSCORE_QUEUE, { connection });
+    queue = openTestQueue(env);
     worker = startWorkerProcess(env);
+    await workerStarted(worker);
   });
 
   afterAll(async () => {
-    await stopWorkers(worker ? [worker] : []);
+    await stopProcesses(worker ? [worker] : []);
     await queue?.close();
-    connection?.disconnect();
     s3?.destroy();
     await proxy?.stop();
     await services?.stop();
@@ -105,22 +104,28 @@ describe("job payload validation (jobs added to Redis directly)", () => {
     // The producer's retry policy (8 attempts): an unrecoverable failure must not use them.
     const jobs = await Promise.all(
       cases.map((c, i) =>
-        queue.add("score-chunk", c.data, {
+        // Deliberately not a valid ChunkJobData: the queue is typed, a hostile client is not.
+        queue.queue.add("score-chunk", c.data as ChunkJobData, {
           jobId: `hostile-${i}`,
           attempts: 8,
           backoff: { type: "fixed", delay: 100 },
         }),
       ),
     );
-    await sleepUntil(async () => (await queue.getFailedCount()) === cases.length, 120_000, 100);
+    await sleepUntil(async () => (await queue.counts()).failed === cases.length, {
+      what: `all ${cases.length} hostile jobs failed`,
+      timeoutMs: START_TIMEOUT_MS,
+      intervalMs: 100,
+      state: async () => ({ counts: await queue.counts(), worker: worker.tail() }),
+    });
 
     for (const [i, c] of cases.entries()) {
-      const job = await queue.getJob(jobs[i]?.id as string);
+      const job = await queue.queue.getJob(jobs[i]?.id as string);
       expect(await job?.getState(), c.name).toBe("failed");
       expect(job?.failedReason, c.name).toMatch(c.reason);
       expect(job?.attemptsMade, `${c.name}: not retried`).toBe(1);
     }
-    expect(await queue.getJobCounts("active", "wait", "delayed")).toEqual({ active: 0, wait: 0, delayed: 0 });
+    expect(await queue.counts()).toMatchObject({ active: 0, waiting: 0, delayed: 0 });
     // Not one object was read or written on behalf of these jobs, and every output bucket is empty.
     expect(proxy.log.filter((r) => r.key !== "")).toEqual([]);
     for (const bucket of [output, other]) expect(await listKeys(s3, bucket)).toEqual([]);

@@ -3,15 +3,21 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { freePort } from "@memscore/cli";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeArchive } from "../support/archive.js";
+import {
+  type CliProcess,
+  metricsPortOf,
+  startWorkerProcess,
+  stopProcesses,
+  waitForOutput,
+} from "../support/cli.js";
 import { enqueueAndWait, readResults } from "../support/run-outcome.js";
-import { getBytes, listKeys, putObjects } from "../support/s3.js";
-import { sleepUntil, startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { getBytes, listKeys, putObjects, testS3Client } from "../support/s3.js";
+import { startTestServices, type TestServices, uniqueName } from "../support/services.js";
+import { budget, RUN_TIMEOUT_MS } from "../support/timeouts.js";
 import { makeTestCertificates } from "../support/tls-certs.js";
-import { startWorkerProcess, stopWorkers, type WorkerProcess } from "../support/workers.js";
 
 const IMAGES = 24;
 const ACCESS_KEY_ID = "AKIAMEMSCORETEST0001";
@@ -25,14 +31,6 @@ function registerS3Key(accessKeyId: string, secretAccessKey: string): void {
   account.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
 }
 
-/** A worker whose whole stdout+stderr is kept (WorkerProcess keeps only a tail). */
-function startRecordedWorker(env: NodeJS.ProcessEnv, log: string[]): WorkerProcess {
-  const worker = startWorkerProcess(env, ["--concurrency", "2", "--batch-size", "8"]);
-  worker.child.stdout?.on("data", (d: Buffer) => log.push(d.toString()));
-  worker.child.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
-  return worker;
-}
-
 // Redis behind TLS with a password, S3 credentials from the standard AWS chain, and no secret
 // anywhere a user or operator can read: logs, output objects, results, /metrics.
 describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
@@ -40,8 +38,9 @@ describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
   let dir: string;
   let s3: S3Client;
   let base: NodeJS.ProcessEnv;
-  const workers: WorkerProcess[] = [];
-  const logs: string[] = [];
+  const workers: CliProcess[] = [];
+  /** What else a user or operator can read: the enqueue processes' stderr and /metrics. */
+  const seen: string[] = [];
   const redisPassword = `redis-pw-${randomUUID()}`;
   const wrongPassword = `wrong-pw-${randomUUID()}`;
   const s3Secret = `s3-secret-${randomUUID()}`;
@@ -53,14 +52,7 @@ describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
     const certs = await makeTestCertificates(dir);
     services = await startTestServices({ password: redisPassword, tls: certs });
     registerS3Key(ACCESS_KEY_ID, s3Secret);
-    s3 = new S3Client({
-      endpoint: services.s3.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: s3Secret },
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-    });
+    s3 = testS3Client(services.env, { accessKeyId: ACCESS_KEY_ID, secretAccessKey: s3Secret });
     await s3.send(new CreateBucketCommand({ Bucket: input }));
     await s3.send(new CreateBucketCommand({ Bucket: output }));
     const archive = await makeArchive("photos/", IMAGES); // includes broken images: error records too
@@ -84,7 +76,7 @@ describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
   });
 
   afterAll(async () => {
-    await stopWorkers(workers);
+    await stopProcesses(workers);
     s3?.destroy();
     await services?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -92,61 +84,69 @@ describe("Redis TLS + password, S3 credentials chain, no secret leaks", () => {
 
   const fromEnvVars = () => ({ ...base, AWS_ACCESS_KEY_ID: ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: s3Secret });
 
-  it("runs over rediss:// with a password, with S3 keys from env vars and then from a credentials file", async () => {
-    expect(services.redis.url).toMatch(/^rediss:\/\//);
-    const metricsPort = await freePort();
-    const byEnv = startRecordedWorker({ ...fromEnvVars(), MEMSCORE_METRICS_PORT: String(metricsPort) }, logs);
-    workers.push(byEnv);
-    const first = await enqueueAndWait(
-      fromEnvVars(),
-      [`s3://${input}/photos/`],
-      `s3://${output}/env/`,
-      "env-run",
-    );
-    logs.push(first.stderr);
-    expect(first.code, `${first.stderr}\n${byEnv.output()}`).toBe(0);
-    expect(
-      (await readResults(s3, output, "env/", "env-run")).filter((r) => r.status === "scored").length,
-    ).toBe(IMAGES - 4);
-    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-    expect(metrics.status).toBe(200);
-    logs.push(await metrics.text());
-    await stopWorkers([byEnv]);
+  const startWorker = (env: NodeJS.ProcessEnv) => {
+    const worker = startWorkerProcess(env, ["--concurrency", "2", "--batch-size", "8"]);
+    workers.push(worker);
+    return worker;
+  };
 
-    // The shared credentials file (AWS_SHARED_CREDENTIALS_FILE + AWS_PROFILE), no key in the env.
-    const credentials = join(dir, "credentials");
-    await writeFile(
-      credentials,
-      `[memscore-test]\naws_access_key_id = ${ACCESS_KEY_ID}\naws_secret_access_key = ${s3Secret}\n`,
-    );
-    const fromFile = { ...base, AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_PROFILE: "memscore-test" };
-    const byFile = startRecordedWorker(fromFile, logs);
-    workers.push(byFile);
-    const second = await enqueueAndWait(
-      fromFile,
-      [`s3://${input}/photos/`],
-      `s3://${output}/file/`,
-      "file-run",
-    );
-    logs.push(second.stderr);
-    expect(second.code, `${second.stderr}\n${byFile.output()}`).toBe(0);
-    expect(
-      (await readResults(s3, output, "file/", "file-run")).filter((r) => r.status === "scored").length,
-    ).toBe(IMAGES - 4);
-    await stopWorkers([byFile]);
-  });
+  it(
+    "runs over rediss:// with a password, with S3 keys from env vars and then from a credentials file",
+    async () => {
+      expect(services.redis.url).toMatch(/^rediss:\/\//);
+      const byEnv = startWorker(fromEnvVars());
+      const metricsPort = await metricsPortOf(byEnv);
+      const first = await enqueueAndWait(
+        fromEnvVars(),
+        [`s3://${input}/photos/`],
+        `s3://${output}/env/`,
+        "env-run",
+      );
+      seen.push(first.stderr);
+      expect(first.code, `${first.stderr}\n${byEnv.tail()}`).toBe(0);
+      expect(
+        (await readResults(s3, output, "env/", "env-run")).filter((r) => r.status === "scored").length,
+      ).toBe(IMAGES - 4);
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+      seen.push(await metrics.text());
+      await stopProcesses([byEnv]);
+
+      // The shared credentials file (AWS_SHARED_CREDENTIALS_FILE + AWS_PROFILE), no key in the env.
+      const credentials = join(dir, "credentials");
+      await writeFile(
+        credentials,
+        `[memscore-test]\naws_access_key_id = ${ACCESS_KEY_ID}\naws_secret_access_key = ${s3Secret}\n`,
+      );
+      const fromFile = { ...base, AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_PROFILE: "memscore-test" };
+      const byFile = startWorker(fromFile);
+      const second = await enqueueAndWait(
+        fromFile,
+        [`s3://${input}/photos/`],
+        `s3://${output}/file/`,
+        "file-run",
+      );
+      seen.push(second.stderr);
+      expect(second.code, `${second.stderr}\n${byFile.tail()}`).toBe(0);
+      expect(
+        (await readResults(s3, output, "file/", "file-run")).filter((r) => r.status === "scored").length,
+      ).toBe(IMAGES - 4);
+      await stopProcesses([byFile]);
+    },
+    budget(RUN_TIMEOUT_MS, RUN_TIMEOUT_MS),
+  );
 
   it("says why it cannot connect with a wrong password, without printing either password", async () => {
     const url = new URL(services.redis.url);
     url.password = wrongPassword;
-    const worker = startRecordedWorker({ ...fromEnvVars(), REDIS_URL: url.toString() }, logs);
-    workers.push(worker);
-    await sleepUntil(() => /WRONGPASS|NOAUTH/.test(worker.output()), 60_000);
-    await stopWorkers([worker], 5_000);
+    const worker = startWorker({ ...fromEnvVars(), REDIS_URL: url.toString() });
+    await waitForOutput(worker, /WRONGPASS|NOAUTH/);
+    await stopProcesses([worker], 5_000);
   });
 
   it("leaves no secret in logs, /metrics, output objects or results tables", async () => {
-    const text = logs.join("");
+    // Every line each worker wrote at debug level, the enqueue processes' stderr, /metrics.
+    const text = [...workers.map((w) => w.output()), ...seen].join("");
     expect(text.length).toBeGreaterThan(1000); // there was plenty to leak into
     for (const secret of [redisPassword, wrongPassword, s3Secret]) {
       expect(text.includes(secret), "a secret in logs or /metrics").toBe(false);

@@ -19,6 +19,19 @@ export interface FaultProxyOptions {
   deny?: { match: (key: string) => boolean; status: 403 | 404 };
   /** Requests that are passed through untouched (no injected fault). */
   exempt?: (key: string) => boolean;
+  /**
+   * Requests answered with `status` (without reaching S3) the first `count` times they match a
+   * rule, then passed through: faults that outlast the client's own retries (`count` Infinity:
+   * for good). These requests never get a random fault.
+   */
+  failFirst?: readonly FailFirstRule[];
+}
+
+/** See {@link FaultProxyOptions.failFirst}. */
+export interface FailFirstRule {
+  match: (method: string, key: string) => boolean;
+  count: number;
+  status: 500 | 503;
 }
 
 /** One request as the proxy saw it. */
@@ -29,9 +42,11 @@ export interface ProxiedRequest {
   key: string;
   /** Status sent to the client; undefined when the connection was dropped before any status. */
   status: number | undefined;
-  fault: InjectedFault | "denied" | undefined;
+  fault: InjectedFault | "denied" | "fail-first" | undefined;
   /** Response body bytes passed on to the client. */
   bodyBytes: number;
+  /** The client closed the connection before the response was complete (e.g. its request timed out). */
+  abandoned: boolean;
 }
 
 /** A fault-injecting HTTP proxy in front of an S3 API server. */
@@ -86,6 +101,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const faults = options.faults ?? (["500", "503", "slow", "drop-before", "drop-after"] as const);
   let faultRate = options.faultRate ?? 0;
   const log: ProxiedRequest[] = [];
+  /** Requests failed so far, by failFirst rule. */
+  const failedFirst = new Map<FailFirstRule, number>();
   const sockets = new Set<Socket>();
 
   const respondError = (req: IncomingMessage, res: ServerResponse, status: number) => {
@@ -140,12 +157,28 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       status: undefined,
       fault: undefined,
       bodyBytes: 0,
+      abandoned: false,
     };
     log.push(entry);
+    res.once("close", () => {
+      if (!res.writableFinished) entry.abandoned = true;
+    });
     if (options.deny?.match(key)) {
       entry.fault = "denied";
       entry.status = options.deny.status;
       respondError(req, res, options.deny.status);
+      return;
+    }
+    const rule = options.failFirst?.find((r) => r.match(entry.method, key));
+    if (rule) {
+      const { count, status } = rule;
+      const failed = failedFirst.get(rule) ?? 0;
+      if (failed < count) {
+        failedFirst.set(rule, failed + 1);
+        entry.fault = "fail-first";
+        entry.status = status;
+        respondError(req, res, status);
+      } else forward(req, res, entry, false);
       return;
     }
     const exempt = options.exempt?.(key) ?? false;

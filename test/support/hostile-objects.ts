@@ -31,10 +31,22 @@ export async function jpegWithHugeMetadata(): Promise<Buffer> {
 }
 
 /**
+ * A key of exactly S3's 1024-byte limit under `prefix`: a valid input, whose outputs under any
+ * output prefix would need longer keys. Made of 200-byte segments, as file-system names allow.
+ */
+function longestKey(prefix: string): string {
+  let key = prefix;
+  while (1024 - Buffer.byteLength(key) > 200 + "last.jpg".length) key += `${"k".repeat(199)}/`;
+  key += "x".repeat(1024 - Buffer.byteLength(key) - "last.jpg".length);
+  return `${key}last.jpg`;
+}
+
+/**
  * The hostile and broken inputs of issue #6, as S3 objects under `prefix`: the local bad-input
  * set (empty, text, truncated, PNG bomb, 16-bit, CMYK, animated GIF, SVG named .jpg, ...) plus a
  * truncated PNG, a real .svg, a 1×100000 image, a TIFF, ~1 MB of metadata, an object over
- * `maxImageBytes`, and keys with unicode, spaces, `%` and dots.
+ * `maxImageBytes`, keys with unicode, spaces, `%` and dots, and a key of 1024 bytes (the most S3
+ * allows) whose outputs cannot be written (`invalid_uri`).
  */
 export async function makeHostileObjects(prefix: string, maxImageBytes: number): Promise<HostileObject[]> {
   const dir = await mkdtemp(join(tmpdir(), "memscore-hostile-"));
@@ -72,6 +84,7 @@ export async function makeHostileObjects(prefix: string, maxImageBytes: number):
   add("odd/huge-metadata.jpg", await jpegWithHugeMetadata(), "scored");
   // Larger than the limit: must be refused from its listed size, without being downloaded.
   add("odd/oversized.jpg", Buffer.alloc(maxImageBytes + 1024 * 1024, 0xff), "too_large");
+  add(longestKey(`${prefix}long/`).slice(prefix.length), photo, "invalid_uri");
   for (const name of [
     "café ünïcödé 🖼.jpg",
     "with  spaces .jpg",

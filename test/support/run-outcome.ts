@@ -1,9 +1,8 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
 import sharp from "sharp";
 import { jsonLines, runCli } from "./cli.js";
 import { getBytes, listKeys } from "./s3.js";
+import { RUN_TIMEOUT_MS } from "./timeouts.js";
 
 /** One row of a run's results table (results.jsonl). */
 export interface ResultRow {
@@ -22,14 +21,17 @@ export interface EnqueueSummary {
   final?: { imagesScored: number; imagesFailed: number; failuresByReason: Record<string, number> };
 }
 
-/** `memscore enqueue <input> --out <out> --run-id ID --wait --json ...`, as a real process. */
+/**
+ * `memscore enqueue <input> --out <out> --run-id ID --wait --json ...`, as a real process, killed
+ * (and its stderr saying so) if the run has not completed within `timeoutMs`.
+ */
 export async function enqueueAndWait(
   env: NodeJS.ProcessEnv,
   input: string[],
   outputPrefix: string,
   runId: string,
   extra: string[] = [],
-  timeoutMs = 300_000,
+  timeoutMs = RUN_TIMEOUT_MS,
 ): Promise<{ code: number | null; summary: EnqueueSummary | undefined; stderr: string }> {
   const result = await runCli(
     ["enqueue", ...input, "--out", outputPrefix, "--run-id", runId, "--wait", "--json", ...extra],
@@ -82,29 +84,6 @@ export async function findCorruptOutputs(s3: S3Client, bucket: string, prefix: s
   };
   for (let i = 0; i < keys.length; i += 16) await Promise.all(keys.slice(i, i + 16).map(check));
   return problems;
-}
-
-/** BullMQ job counts of a queue (active, waiting, delayed, failed, completed, ...). */
-export async function queueCounts(redisUrl: string, queueName: string): Promise<Record<string, number>> {
-  const connection = new Redis(redisUrl, {
-    maxRetriesPerRequest: null,
-    ...(redisUrl.startsWith("rediss://") ? { tls: {} } : {}),
-  });
-  const queue = new Queue(queueName, { connection });
-  try {
-    return await queue.getJobCounts(
-      "active",
-      "wait",
-      "waiting",
-      "delayed",
-      "prioritized",
-      "failed",
-      "completed",
-    );
-  } finally {
-    await queue.close();
-    connection.disconnect();
-  }
 }
 
 /** Rows by URI, failing loudly on a duplicate (an image scored twice). */

@@ -2,14 +2,21 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "@memscore/cli";
 import { outputLocations, parseS3Uri, RECORD_METADATA, resultsUri, type Storage } from "@memscore/shared";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../../test/support/cli.js";
-import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
-import { startRecordingConsumer, testQueue, testRedis, testStorage } from "../../producer/test/support.js";
+import { openTestQueue, testRedis } from "../../../test/support/queue.js";
+import { startRecordingConsumer } from "../../../test/support/recording-consumer.js";
+import { testStorage } from "../../../test/support/s3.js";
+import {
+  startClosedPort,
+  startTestServices,
+  type TestServices,
+  uniqueName,
+} from "../../../test/support/services.js";
+import { budget, COMMAND_TIMEOUT_MS } from "../../../test/support/timeouts.js";
 
 describe("memscore enqueue", () => {
   let services: TestServices;
@@ -89,110 +96,124 @@ describe("memscore enqueue", () => {
     expect(await redis.keys(`*${queue}*`)).toEqual([]);
   });
 
-  it("--wait shows progress, then a summary with the results table", async () => {
-    const queue = uniqueName("q");
-    const q = testQueue(services.env, queue);
-    const consumer = startRecordingConsumer(services.env, queue, storage, { delayMs: 20 });
-    try {
-      const result = await runCli(
-        [
-          "enqueue",
-          `s3://${inBucket}/set/`,
-          "--out",
-          out,
-          "--run-id",
-          "cli-wait",
-          "--chunk-size",
-          "4",
-          "--wait",
-          "--queue",
-          queue,
-        ],
-        services.env,
-      );
-      expect(result.code, result.stderr).toBe(0);
-      expect(result.stderr).toMatch(/\] +100\.0% +12\/12 images .* img\/s/);
-      expect(result.stdout).toContain("run cli-wait: 12 images enqueued in 3 chunks, 0 skipped");
-      expect(result.stdout).toContain("run cli-wait complete: 12 scored, 0 failed, 0 skipped");
-      expect(result.stdout).toContain(resultsUri(out, "cli-wait", "csv"));
-      const csv = await storage.getText(parseS3Uri(resultsUri(out, "cli-wait", "csv")));
-      expect(csv?.trim().split("\n")).toHaveLength(13);
+  it(
+    "--wait shows progress, then a summary with the results table",
+    async () => {
+      const queue = uniqueName("q");
+      const q = openTestQueue(services.env, queue);
+      const consumer = startRecordingConsumer(services.env, queue, storage, { delayMs: 20 });
+      try {
+        const result = await runCli(
+          [
+            "enqueue",
+            `s3://${inBucket}/set/`,
+            "--out",
+            out,
+            "--run-id",
+            "cli-wait",
+            "--chunk-size",
+            "4",
+            "--wait",
+            "--queue",
+            queue,
+          ],
+          services.env,
+        );
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stderr).toMatch(/\] +100\.0% +12\/12 images .* img\/s/);
+        expect(result.stdout).toContain("run cli-wait: 12 images enqueued in 3 chunks, 0 skipped");
+        expect(result.stdout).toContain("run cli-wait complete: 12 scored, 0 failed, 0 skipped");
+        expect(result.stdout).toContain(resultsUri(out, "cli-wait", "csv"));
+        const csv = await storage.getText(parseS3Uri(resultsUri(out, "cli-wait", "csv")));
+        expect(csv?.trim().split("\n")).toHaveLength(13);
 
-      // The same run id again: nothing new is enqueued, and --json reports the finished run.
-      const again = await runCli(
-        [
+        // The same run id again: nothing new is enqueued, and --json reports the finished run.
+        const again = await runCli(
+          [
+            "enqueue",
+            `s3://${inBucket}/set/`,
+            "--out",
+            out,
+            "--run-id",
+            "cli-wait",
+            "--wait",
+            "--json",
+            "--queue",
+            queue,
+          ],
+          services.env,
+        );
+        expect(again.code, again.stderr).toBe(0);
+        expect(JSON.parse(again.stdout)).toMatchObject({
+          alreadyListed: true,
+          chunks: 3,
+          final: { imagesScored: 12, imagesFailed: 0 },
+          results: { csv: resultsUri(out, "cli-wait", "csv"), jsonl: resultsUri(out, "cli-wait", "jsonl") },
+        });
+        expect(consumer.processed()).toBe(3);
+      } finally {
+        await consumer.close();
+        await q.close({ obliterate: true });
+      }
+    },
+    budget(2 * COMMAND_TIMEOUT_MS),
+  );
+
+  it(
+    "--skip-existing compares records with the bundled model's sha256 by default",
+    async () => {
+      const sha = createHash("sha256")
+        .update(await readFile(BUNDLED_MODEL_PATH))
+        .digest("hex");
+      const etags = new Map<string, string>();
+      for await (const o of storage.list({ bucket: inBucket, key: "set/" }))
+        etags.set(o.key.slice(4), o.etag);
+      const skipOut = `s3://${outBucket}/skip/`;
+      for (const rel of ["0.jpg", "1.jpg", "10.jpg"]) {
+        await storage.put(outputLocations(skipOut, rel, "jpeg").record, "{}", {
+          contentType: "application/json",
+          metadata: {
+            [RECORD_METADATA.heatmapFormat]: "jpeg",
+            [RECORD_METADATA.inputEtag]: etags.get(rel) as string,
+            [RECORD_METADATA.modelSha256]: sha,
+            [RECORD_METADATA.status]: "scored",
+          },
+        });
+      }
+      const queue = uniqueName("q");
+      const q = openTestQueue(services.env, queue);
+      try {
+        const args = [
           "enqueue",
           `s3://${inBucket}/set/`,
           "--out",
-          out,
-          "--run-id",
-          "cli-wait",
-          "--wait",
+          skipOut,
+          "--skip-existing",
           "--json",
           "--queue",
           queue,
-        ],
-        services.env,
-      );
-      expect(again.code, again.stderr).toBe(0);
-      expect(JSON.parse(again.stdout)).toMatchObject({
-        alreadyListed: true,
-        chunks: 3,
-        final: { imagesScored: 12, imagesFailed: 0 },
-        results: { csv: resultsUri(out, "cli-wait", "csv"), jsonl: resultsUri(out, "cli-wait", "jsonl") },
-      });
-      expect(consumer.processed()).toBe(3);
-    } finally {
-      await consumer.close();
-      await q.close();
-    }
-  });
-
-  it("--skip-existing compares records with the bundled model's sha256 by default", async () => {
-    const sha = createHash("sha256")
-      .update(await readFile(BUNDLED_MODEL_PATH))
-      .digest("hex");
-    const etags = new Map<string, string>();
-    for await (const o of storage.list({ bucket: inBucket, key: "set/" })) etags.set(o.key.slice(4), o.etag);
-    const skipOut = `s3://${outBucket}/skip/`;
-    for (const rel of ["0.jpg", "1.jpg", "10.jpg"]) {
-      await storage.put(outputLocations(skipOut, rel, "jpeg").record, "{}", {
-        contentType: "application/json",
-        metadata: {
-          [RECORD_METADATA.heatmapFormat]: "jpeg",
-          [RECORD_METADATA.inputEtag]: etags.get(rel) as string,
-          [RECORD_METADATA.modelSha256]: sha,
-          [RECORD_METADATA.status]: "scored",
-        },
-      });
-    }
-    const queue = uniqueName("q");
-    const q = testQueue(services.env, queue);
-    try {
-      const args = [
-        "enqueue",
-        `s3://${inBucket}/set/`,
-        "--out",
-        skipOut,
-        "--skip-existing",
-        "--json",
-        "--queue",
-        queue,
-      ];
-      const result = await runCli(args, services.env);
-      expect(result.code, result.stderr).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ imagesSkipped: 3, imagesEnqueued: 9 });
-      const other = await runCli([...args, "--dry-run", "--model-sha256", "f".repeat(64)], services.env);
-      expect(JSON.parse(other.stdout)).toMatchObject({ imagesSkipped: 0, imagesEnqueued: 12 });
-    } finally {
-      await q.close();
-    }
-  });
+        ];
+        const result = await runCli(args, services.env);
+        expect(result.code, result.stderr).toBe(0);
+        expect(JSON.parse(result.stdout)).toMatchObject({ imagesSkipped: 3, imagesEnqueued: 9 });
+        const other = await runCli([...args, "--dry-run", "--model-sha256", "f".repeat(64)], services.env);
+        expect(JSON.parse(other.stdout)).toMatchObject({ imagesSkipped: 0, imagesEnqueued: 12 });
+      } finally {
+        await q.close({ obliterate: true });
+      }
+    },
+    budget(2 * COMMAND_TIMEOUT_MS),
+  );
 
   it("exits 1 with a clear message when Redis cannot be reached", async () => {
-    const env = { ...services.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
-    const result = await runCli(["enqueue", `s3://${inBucket}/set/`, "--out", out], env);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    const nothing = await startClosedPort();
+    try {
+      const env = { ...services.env, REDIS_URL: `redis://127.0.0.1:${nothing.port}` };
+      const result = await runCli(["enqueue", `s3://${inBucket}/set/`, "--out", out], env);
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${nothing.port}`);
+    } finally {
+      await nothing.stop();
+    }
   });
 });

@@ -21,18 +21,15 @@ import {
 import { MemscoreError } from "@memscore/shared";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testS3Client } from "../../../test/support/s3.js";
 import { sleepUntil, uniqueName } from "../../../test/support/services.js";
 
-/** The client options the storage layer must use against s3rver (see the findings in the report). */
+/** The tests' client, with the options the storage layer must use against s3rver. */
 function localClient(endpoint: string, accessKeyId = LOCAL_S3_ACCESS_KEY_ID): S3Client {
-  return new S3Client({
-    endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId, secretAccessKey: LOCAL_S3_SECRET_ACCESS_KEY },
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-  });
+  return testS3Client(
+    { S3_ENDPOINT: endpoint },
+    { accessKeyId, secretAccessKey: LOCAL_S3_SECRET_ACCESS_KEY },
+  );
 }
 
 /** Resolves to the S3 error the promise rejected with (fails the test if it resolved). */
@@ -263,7 +260,10 @@ describe("local Redis (redis-server)", () => {
     expect(redis.pid()).toBeDefined();
     expect(redis.pid()).not.toBe(pidBefore);
     // The same client reconnects to the same port; data is gone (no persistence by design).
-    await sleepUntil(async () => (await c.ping()) === "PONG", 5_000);
+    await sleepUntil(async () => (await c.ping()) === "PONG", {
+      what: "the client to reconnect to the restarted server",
+      timeoutMs: 10_000,
+    });
     expect(await c.get("k")).toBeNull();
   });
 

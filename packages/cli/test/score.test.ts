@@ -1,10 +1,12 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonLines, runCli } from "../../../test/support/cli.js";
 import { type ExpectedOutcome, writeBadInputs } from "../../../test/support/images.js";
+import { budget, COMMAND_TIMEOUT_MS } from "../../../test/support/timeouts.js";
 
 interface Line {
   file: string;
@@ -96,6 +98,25 @@ describe("memscore score", () => {
     const scoredCount = [...expected.values()].filter((e) => e.kind === "score").length;
     expect(result.stdout).toContain(`${scoredCount} scored, ${expected.size - scoredCount} failed`);
   });
+
+  it(
+    "refuses a model whose outputs have another shape than the contract's, naming the output",
+    async () => {
+      for (const [fixture, message] of [
+        ["wrong-gradcam-shape", 'model output "gradcam" must be [N,G,G], got [N,7,5]'],
+        ["wrong-score-shape", 'model output "score" must be [N], got [N,1]'],
+      ]) {
+        const model = fileURLToPath(
+          new URL(`../../../test/fixtures/models/${fixture}.onnx`, import.meta.url),
+        );
+        const result = await runCli(["score", "--json", "--model", model, join(dir, "inputs", "good.jpg")]);
+        expect(result.code, result.stderr).toBe(2);
+        expect(result.stdout).toBe("");
+        expect(result.stderr).toContain(`memscore score: ${message}\n`);
+      }
+    },
+    budget(2 * COMMAND_TIMEOUT_MS),
+  );
 
   it("rejects bad usage with exit code 2 and names the bad setting", async () => {
     const noArgs = await runCli(["score"]);

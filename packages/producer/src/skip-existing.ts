@@ -3,6 +3,7 @@ import {
   outputLocations,
   parseS3Uri,
   RECORD_METADATA,
+  S3UriError,
   type Storage,
 } from "@memscore/shared";
 import type { ListedImage } from "./listed-image.js";
@@ -24,7 +25,15 @@ export async function hasCurrentRecord(
   modelSha256: string,
   heatmapFormat: HeatmapFormat,
 ): Promise<boolean> {
-  const record = await storage.head(outputLocations(outputPrefix, image.rel, heatmapFormat).record);
+  let location: ReturnType<typeof outputLocations>;
+  try {
+    location = outputLocations(outputPrefix, image.rel, heatmapFormat);
+  } catch (error) {
+    // No record can exist where none can be written: enqueue it, the worker reports invalid_uri.
+    if (error instanceof S3UriError) return false;
+    throw error;
+  }
+  const record = await storage.head(location.record);
   if (!record) return false;
   const meta = record.metadata;
   if (meta[RECORD_METADATA.status] !== "scored" || meta[RECORD_METADATA.modelSha256] !== modelSha256)

@@ -13,9 +13,16 @@ import {
 } from "@memscore/shared";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
+import { openTestQueue, testRedis } from "../../../test/support/queue.js";
+import { runKeys, startRecordingConsumer } from "../../../test/support/recording-consumer.js";
+import { testStorage } from "../../../test/support/s3.js";
+import {
+  sleepUntil,
+  startTestServices,
+  type TestServices,
+  uniqueName,
+} from "../../../test/support/services.js";
 import { enqueueRun, listPrefixImages, ManifestError } from "../src/index.js";
-import { runKeys, startRecordingConsumer, testQueue, testRedis, testStorage } from "./support.js";
 
 const SHA_A = "a".repeat(64);
 const SHA_B = "b".repeat(64);
@@ -32,8 +39,8 @@ describe("enqueueRun", () => {
   const out = `s3://${outBucket}/scores/`;
 
   const queue = (name = uniqueName("q")) => {
-    const q = testQueue(services.env, name);
-    cleanups.push(q.close);
+    const q = openTestQueue(services.env, name);
+    cleanups.push(() => q.close({ obliterate: true }));
     return { name, queue: q.queue };
   };
   const manifest = async (lines: string[]) => {
@@ -231,8 +238,11 @@ describe("enqueueRun", () => {
       },
     });
     const run = new RunState(redis, name, "bp");
-    const { sleepUntil } = await import("../../../test/support/services.js");
-    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, 60_000);
+    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, {
+      what: "the run finalized by the consumer",
+      timeoutMs: 60_000,
+      state: () => run.snapshot(),
+    });
     sampling = false;
     await sampler;
     expect(summary.chunks).toBe(60);
@@ -296,8 +306,11 @@ describe("enqueueRun", () => {
     const summary = await enqueueRun({ ...base, queueName: name, runId: "skip-a", modelSha256: SHA_A });
     expect(summary).toMatchObject({ imagesListed: 6, imagesSkipped: 3, imagesEnqueued: 3, chunks: 3 });
     const run = new RunState(redis, name, "skip-a");
-    const { sleepUntil } = await import("../../../test/support/services.js");
-    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, 30_000);
+    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, {
+      what: "the run finalized by the consumer",
+      timeoutMs: 60_000,
+      state: () => run.snapshot(),
+    });
     // Slot 0 (0.jpg, 1.jpg) was all skipped: recorded done without a job.
     expect([...consumer.jobs.keys()].sort()).toEqual([chunkJobId("skip-a", 1), chunkJobId("skip-a", 2)]);
     const enqueued = [...consumer.jobs.values()].flatMap((d) => d.images.map((i) => i.rel)).sort();

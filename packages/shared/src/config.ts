@@ -22,6 +22,8 @@ export interface MemscoreConfig {
   s3ForcePathStyle: boolean;
   /** `AWS_REGION`. @defaultValue "us-east-1" */
   awsRegion: string;
+  /** `MEMSCORE_S3_REQUEST_TIMEOUT_MS`: an S3 request that receives nothing for this long is abandoned and retried. @defaultValue 60000 */
+  s3RequestTimeoutMs: number;
   /** `MEMSCORE_ALLOWED_BUCKETS`: comma-separated; empty allows every bucket. @defaultValue [] */
   allowedBuckets: string[];
   /** `MEMSCORE_OUTPUT_BUCKET`: workers refuse jobs whose output prefix is in another bucket; empty allows any allowed bucket. @defaultValue "" */
@@ -186,6 +188,11 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   s3Endpoint: { env: "S3_ENDPOINT", parse: text, fallback: () => "" },
   s3ForcePathStyle: { env: "S3_FORCE_PATH_STYLE", parse: boolean, fallback: (c) => Boolean(c.s3Endpoint) },
   awsRegion: { env: "AWS_REGION", parse: text, fallback: () => "us-east-1" },
+  s3RequestTimeoutMs: {
+    env: "MEMSCORE_S3_REQUEST_TIMEOUT_MS",
+    parse: integer(1, 3_600_000),
+    fallback: () => 60_000,
+  },
   allowedBuckets: { env: "MEMSCORE_ALLOWED_BUCKETS", parse: bucketList, fallback: () => [] },
   outputBucket: {
     env: "MEMSCORE_OUTPUT_BUCKET",

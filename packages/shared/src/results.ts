@@ -3,7 +3,15 @@ import { PassThrough } from "node:stream";
 import type { ImageErrorReason } from "./errors.js";
 import { type HeatmapFormat, heatmapSuffix } from "./heatmap-format.js";
 import { ParquetResultsWriter } from "./results-parquet.js";
-import { asPrefix, formatS3Uri, parseS3Uri, type S3Location, safeRelativeKey } from "./s3-uri.js";
+import {
+  asPrefix,
+  formatS3Uri,
+  MAX_KEY_BYTES,
+  parseS3Uri,
+  type S3Location,
+  S3UriError,
+  safeRelativeKey,
+} from "./s3-uri.js";
 import type { Storage } from "./storage.js";
 
 /** The per-image output record, written to `<output prefix>/<rel>.json`. */
@@ -55,7 +63,12 @@ export interface ResultRow {
   model_sha256?: string;
 }
 
-/** Where one image's outputs go: `<rel>.json`, and `<rel>.heatmap.<ext>` unless the format is `none`. */
+/**
+ * Where one image's outputs go: `<rel>.json`, and `<rel>.heatmap.<ext>` unless the format is
+ * `none`. Throws {@link S3UriError} (reason `invalid_uri`) when they would need a key longer than
+ * S3 allows: S3 answers such a PUT with a 400 that would otherwise look like a transient fault
+ * and be retried to no end.
+ */
 export function outputLocations(
   outputPrefix: string,
   rel: string,
@@ -63,10 +76,16 @@ export function outputLocations(
 ): { record: S3Location; heatmap: S3Location | undefined } {
   const out = parseS3Uri(outputPrefix);
   const base = asPrefix(out.key) + safeRelativeKey(rel);
+  const record = `${base}.json`;
+  const heatmap = heatmapFormat === "none" ? undefined : base + heatmapSuffix(heatmapFormat);
+  if (Buffer.byteLength(heatmap ?? record, "utf8") > MAX_KEY_BYTES) {
+    throw new S3UriError(
+      `the outputs of "${rel}" under ${outputPrefix} would need keys longer than ${MAX_KEY_BYTES} bytes`,
+    );
+  }
   return {
-    record: { bucket: out.bucket, key: `${base}.json` },
-    heatmap:
-      heatmapFormat === "none" ? undefined : { bucket: out.bucket, key: base + heatmapSuffix(heatmapFormat) },
+    record: { bucket: out.bucket, key: record },
+    heatmap: heatmap === undefined ? undefined : { bucket: out.bucket, key: heatmap },
   };
 }
 

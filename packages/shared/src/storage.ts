@@ -95,7 +95,7 @@ function crc32Base64(body: Buffer | string): string {
 
 /** Creates the S3 client for a config: custom endpoint + path style for S3-compatible servers. */
 export function createS3Client(
-  config: Pick<MemscoreConfig, "s3Endpoint" | "s3ForcePathStyle" | "awsRegion">,
+  config: Pick<MemscoreConfig, "s3Endpoint" | "s3ForcePathStyle" | "awsRegion" | "s3RequestTimeoutMs">,
   options: { unsignedPayload?: boolean } = {},
 ): S3Client {
   // Keep-alive sockets, bounded: a worker issues many small GET/PUTs in parallel.
@@ -110,7 +110,9 @@ export function createS3Client(
     maxAttempts: 4,
     requestHandler: new NodeHttpHandler({
       connectionTimeout: 5_000,
-      requestTimeout: 60_000,
+      // Abandon a request S3 has stopped answering (a TimeoutError: transient, retried). This
+      // SDK's `requestTimeout` only logs a warning when exceeded (unless throwOnRequestTimeout).
+      socketTimeout: config.s3RequestTimeoutMs,
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(agentOptions),
     }),

@@ -28,7 +28,12 @@ describe("S3 PUT integrity", () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const put = async (unsignedPayload: boolean | undefined, body: Buffer) => {
-    const config = { s3Endpoint: endpoint, s3ForcePathStyle: true, awsRegion: "us-east-1" };
+    const config = {
+      s3Endpoint: endpoint,
+      s3ForcePathStyle: true,
+      awsRegion: "us-east-1",
+      s3RequestTimeoutMs: 10_000,
+    };
     const storage = new Storage(
       createS3Client(config, unsignedPayload === undefined ? {} : { unsignedPayload }),
       { allowedBuckets: [] },

@@ -45,6 +45,7 @@ export function pipelineS3(config: MemscoreConfig): NonNullable<PipelineThreadIn
     s3Endpoint: config.s3Endpoint,
     s3ForcePathStyle: config.s3ForcePathStyle,
     awsRegion: config.awsRegion,
+    s3RequestTimeoutMs: config.s3RequestTimeoutMs,
     allowedBuckets: config.allowedBuckets,
   };
 }

@@ -26,7 +26,10 @@ export interface PipelineThreadInit {
   model: ModelInfo;
   settings: PipelineSettings;
   /** S3 access for S3 tasks; absent when the thread scores local files only. */
-  s3?: Pick<MemscoreConfig, "s3Endpoint" | "s3ForcePathStyle" | "awsRegion" | "allowedBuckets">;
+  s3?: Pick<
+    MemscoreConfig,
+    "s3Endpoint" | "s3ForcePathStyle" | "awsRegion" | "s3RequestTimeoutMs" | "allowedBuckets"
+  >;
 }
 
 /** What a pipeline thread answers once it is ready. */

@@ -243,12 +243,12 @@ export class WorkerService {
 
     const worker = createQueueWorker<ChunkJobData, ChunkJobResult>(config.queueName, processor, {
       connection: redis,
+      // Stored on each job it takes (job.processedBy): tells which process holds an active chunk.
+      name: owner,
       concurrency: config.concurrency,
       lockDurationMs: options.lockDurationMs ?? 30_000,
       // A chunk whose worker was killed is handed back this many times before it fails.
       maxStalledCount: 10,
-      // job.processedBy says which worker process holds a chunk.
-      name: owner,
       logger,
       what: "chunk",
     });

@@ -4,13 +4,13 @@ import {
   type ImageRecord,
   parseS3Uri,
   resolveConfig,
-  Storage,
+  type Storage,
   silentLogger,
 } from "@memscore/shared";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePhoto } from "../../../test/support/images.js";
-import { getBytes, putObjects, testS3Client } from "../../../test/support/s3.js";
+import { getBytes, putObjects, testS3Client, testStorage } from "../../../test/support/s3.js";
 import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
 import {
   BUNDLED_MODEL_PATH,
@@ -39,7 +39,6 @@ describe("chunk processing with shared batches", () => {
 
   beforeAll(async () => {
     services = await startTestServices();
-    Object.assign(process.env, services.env); // the S3 SDK reads credentials from the environment
     s3 = testS3Client(services.env);
     await s3.send(new CreateBucketCommand({ Bucket: input }));
     await s3.send(new CreateBucketCommand({ Bucket: output }));
@@ -52,7 +51,7 @@ describe("chunk processing with shared batches", () => {
       new Map<string, Buffer>([...photos, ["p/broken.jpg", good.subarray(0, good.length >> 1)]]),
     );
     config = resolveConfig(services.env);
-    storage = Storage.fromConfig(config);
+    storage = testStorage(services.env);
   });
 
   afterAll(async () => {

@@ -57,6 +57,10 @@ describe("InferenceEngine", () => {
         );
       }
       expect(new Set(batched.map((b) => b.score)).size).toBe(4);
+      // Different photographs, different grids: a grid handed to the wrong image would show.
+      expect(Array.from(batched[0]?.gradcam as Float32Array)).not.toEqual(
+        Array.from(batched[1]?.gradcam as Float32Array),
+      );
     } finally {
       for (const client of clients) client.close();
       await engine.close();

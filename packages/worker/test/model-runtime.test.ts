@@ -75,6 +75,8 @@ describe("ModelRuntime", () => {
     ["wrong-input-size", /must be \[N,3,224,224\]/],
     ["missing-mean", /missing "memscore.mean"/],
     ["static-batch", /dynamic batch/],
+    ["wrong-gradcam-shape", /^model output "gradcam" must be \[N,G,G\], got \[N,7,5\]$/],
+    ["wrong-score-shape", /^model output "score" must be \[N\], got \[N,1\]$/],
   ])("refuses %s with a clear contract error", async (name, message) => {
     await expect(ModelRuntime.load(fixture(name), { provider: "cpu" })).rejects.toThrow(message);
   });

@@ -8,9 +8,9 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { createLogger, resolveConfig, Storage } from "@memscore/shared";
+import { createLogger, type Storage } from "@memscore/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testS3Client } from "../../../test/support/s3.js";
+import { testS3Client, testStorage } from "../../../test/support/s3.js";
 import { startTestServices, type TestServices, uniqueName } from "../../../test/support/services.js";
 import { BUNDLED_MODEL_PATH, resolveModelFile } from "../src/index.js";
 
@@ -27,15 +27,12 @@ describe("model source", () => {
 
   beforeAll(async () => {
     services = await startTestServices();
-    // The SDK takes credentials from the environment, as a worker process would.
-    process.env.AWS_ACCESS_KEY_ID = services.env.AWS_ACCESS_KEY_ID;
-    process.env.AWS_SECRET_ACCESS_KEY = services.env.AWS_SECRET_ACCESS_KEY;
     s3 = testS3Client(services.env);
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     bytes = await readFile(BUNDLED_MODEL_PATH);
     sha = createHash("sha256").update(bytes).digest("hex");
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "models/tiny.onnx", Body: bytes }));
-    storage = Storage.fromConfig(resolveConfig(services.env));
+    storage = testStorage(services.env);
     cacheDir = await mkdtemp(join(tmpdir(), "memscore-model-cache-"));
   });
   afterAll(async () => {

@@ -22,6 +22,49 @@ describe("preprocessing", () => {
     expect(at(213, 213)).toEqual([0, 0, 255]);
   });
 
+  it("resizes to the model input with Lanczos 3: the bytes of a lanczos3 resize, not of any other kernel", async () => {
+    // Vertical stripes of 64 and 192, 5 px wide, 500×300: every kernel gives other bytes here.
+    const stripes = Buffer.alloc(500 * 300 * 3);
+    for (let i = 0; i < 500 * 300; i++)
+      stripes.fill(Math.floor((i % 500) / 5) % 2 ? 192 : 64, i * 3, i * 3 + 3);
+    const raw = { raw: { width: 500, height: 300, channels: 3 as const } };
+    const png = await sharp(stripes, raw).png().toBuffer();
+    const { rgb } = await prepareImage(png, { inputSize: 224 }, { maxPixels: 1e8 });
+    type Kernel = "nearest" | "linear" | "cubic" | "mitchell" | "lanczos2" | "lanczos3";
+    const resized = async (kernel: Kernel) =>
+      sharp(stripes, raw).resize(224, 224, { fit: "fill", kernel }).raw().toBuffer();
+    expect(rgb.equals(await resized("lanczos3"))).toBe(true);
+    for (const other of ["nearest", "linear", "cubic", "mitchell", "lanczos2"] as const) {
+      expect(rgb.equals(await resized(other)), other).toBe(false);
+    }
+    // Lanczos' hallmark, independent of sharp: its negative lobes ring past the input's range at
+    // an edge, where a linear filter stays inside it.
+    const range = (bytes: Uint8Array) =>
+      bytes.reduce<[number, number]>(([lo, hi], v) => [Math.min(lo, v), Math.max(hi, v)], [255, 0]);
+    const [lo, hi] = range(rgb);
+    expect(lo < 64 || hi > 192, `lanczos3 range ${lo}..${hi}`).toBe(true);
+    expect(range(await resized("linear"))).toEqual([64, 192]);
+  });
+
+  it("flattens transparency over white, for the model and the heatmap alike", async () => {
+    // Left half: transparent black; right half: red at half opacity (alpha 128).
+    const rgba = Buffer.alloc(64 * 64 * 4);
+    for (let i = 0; i < 64 * 64; i++) if (i % 64 >= 32) rgba.set([255, 0, 0, 128], i * 4);
+    const png = await sharp(rgba, { raw: { width: 64, height: 64, channels: 4 } })
+      .png()
+      .toBuffer();
+    const prepared = await prepareImage(png, { inputSize: 224 }, { maxPixels: 1e8 });
+    const pixel = (data: Uint8Array, width: number, x: number, y: number) =>
+      Array.from(data.subarray((y * width + x) * 3, (y * width + x) * 3 + 3));
+    // Red over white at alpha 128/255: red stays 255, green and blue are white's 255 × 127/255.
+    const halfRed = [255, 127, 127].map((v) => expect.closeTo(v, -0.5)); // within ±1 of rounding
+    expect(pixel(prepared.rgb, 224, 20, 100)).toEqual([255, 255, 255]);
+    expect(pixel(prepared.rgb, 224, 200, 100)).toEqual(halfRed);
+    expect([prepared.heatmapBase.width, prepared.heatmapBase.height]).toEqual([64, 64]);
+    expect(pixel(prepared.heatmapBase.data, 64, 5, 30)).toEqual([255, 255, 255]);
+    expect(pixel(prepared.heatmapBase.data, 64, 60, 30)).toEqual(halfRed);
+  });
+
   it("normalises per the metadata into CHW order", () => {
     const rgb = new Uint8Array(2 * 2 * 3);
     rgb.set([255, 0, 51], 0); // first pixel R, G, B

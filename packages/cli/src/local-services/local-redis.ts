@@ -10,6 +10,8 @@ const HOST = "127.0.0.1";
 const READY_TIMEOUT_MS = 10_000;
 const KILL_AFTER_MS = 5_000;
 const OUTPUT_TAIL_CHARS = 2_000;
+/** Free ports tried before giving up when each was taken before the server could bind it. */
+const PORT_ATTEMPTS = 5;
 
 export interface LocalRedisOptions {
   /** TCP port on 127.0.0.1. @defaultValue a free port */
@@ -78,23 +80,26 @@ export async function findRedisServer(): Promise<string> {
 export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<LocalRedis> {
   const binary = await findRedisServer();
   const logger = options.logger ?? silentLogger;
-  const port = options.port ?? (await freePort(HOST));
+  let port = options.port ?? (await freePort(HOST));
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "memscore-redis-")));
   // No persistence by default: test data is throwaway, and RDB/AOF writes would only slow tests down.
   const persistence = options.appendonly
     ? ["--appendonly", "yes", "--appendfsync", "always"]
     : ["--appendonly", "no"];
-  const listen = options.tls
-    ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.certFile]
-    : ["--port", String(port)];
-  if (options.tls) {
-    listen.push("--tls-key-file", options.tls.keyFile, "--tls-ca-cert-file", options.tls.caFile);
-    listen.push("--tls-auth-clients", "no");
-  }
-  const args = [...listen, "--bind", HOST, "--save", "", ...persistence, "--dir", dir];
-  args.push("--maxmemory-policy", options.maxmemoryPolicy ?? "noeviction", "--daemonize", "no");
-  if (options.password !== undefined) args.push("--requirepass", options.password);
+  const serverArgs = () => {
+    const listen = options.tls
+      ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.certFile]
+      : ["--port", String(port)];
+    if (options.tls) {
+      listen.push("--tls-key-file", options.tls.keyFile, "--tls-ca-cert-file", options.tls.caFile);
+      listen.push("--tls-auth-clients", "no");
+    }
+    const args = [...listen, "--bind", HOST, "--save", "", ...persistence, "--dir", dir];
+    args.push("--maxmemory-policy", options.maxmemoryPolicy ?? "noeviction", "--daemonize", "no");
+    if (options.password !== undefined) args.push("--requirepass", options.password);
+    return args;
+  };
 
   let current: RunningServer | undefined;
   let stopping: Promise<void> | undefined;
@@ -114,7 +119,7 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
 
   // `current` is set before waiting so the exit hook also covers a server that is still starting.
   const startProcess = async () => {
-    current = launch(binary, args, port);
+    current = launch(binary, serverArgs(), port);
     try {
       await current.ready;
     } catch (error) {
@@ -124,7 +129,18 @@ export async function startLocalRedis(options: LocalRedisOptions = {}): Promise<
   };
 
   try {
-    await startProcess();
+    // redis-server cannot bind port 0 and report it: a port found free can be taken by another
+    // process before the server binds it. Then try another one (a port given by the caller is kept).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await startProcess();
+        break;
+      } catch (error) {
+        const taken = error instanceof MemscoreError && error.message.includes("Address already in use");
+        if (!taken || options.port !== undefined || attempt >= PORT_ATTEMPTS) throw error;
+        port = await freePort(HOST);
+      }
+    }
   } catch (error) {
     process.off("exit", killOnExit);
     if (ownDir) await rm(dir, { recursive: true, force: true });

@@ -2,7 +2,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import S3rver from "s3rver";
-import { freePort } from "./free-port.js";
 import { installS3rverFixes } from "./s3rver-fixes.js";
 
 /** s3rver accepts only this fixed key pair (it checks request signatures against it). */
@@ -15,7 +14,7 @@ export interface LocalS3Options {
   dir?: string;
   /** Buckets created before the server starts. @defaultValue [] */
   buckets?: string[];
-  /** TCP port on 127.0.0.1. @defaultValue a free port */
+  /** TCP port on 127.0.0.1. @defaultValue a free port, chosen by the OS when the server binds */
   port?: number;
 }
 
@@ -32,19 +31,20 @@ export interface LocalS3 {
 
 /** Starts a silent in-process S3 API server on 127.0.0.1 for tests and the demo. */
 export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS3> {
-  const port = options.port ?? (await freePort());
   const ownDir = options.dir === undefined;
   const directory = options.dir ?? (await mkdtemp(join(tmpdir(), "memscore-s3-")));
   const server = new S3rver({
     address: "127.0.0.1",
-    port,
+    // Port 0: the OS picks a free port as the server binds, so no other process can take it first.
+    port: options.port ?? 0,
     silent: true,
     directory,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
   });
   installS3rverFixes(server);
+  let port: number;
   try {
-    await server.run();
+    ({ port } = await server.run());
   } catch (error) {
     if (ownDir) await rm(directory, { recursive: true, force: true });
     throw error;
@@ -54,7 +54,11 @@ export async function startLocalS3(options: LocalS3Options = {}): Promise<LocalS
   const stop = async () => {
     // Each step in its own try so a failed close still removes the temp dir.
     try {
-      await server.close();
+      const closed = server.close();
+      // Drop the clients' connections, idle or mid-request: a stopped test or demo server must not
+      // wait for them (a client that sent half its headers holds it up to Node's 60 s timeout).
+      server.httpServer?.closeAllConnections();
+      await closed;
     } finally {
       if (ownDir) await rm(directory, { recursive: true, force: true });
     }

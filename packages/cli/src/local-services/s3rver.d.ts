@@ -28,6 +28,8 @@ declare module "s3rver" {
     /** The on-disk store; `putBucket` creates a bucket without going through the S3 API. */
     store: { putBucket(name: string): Promise<unknown> };
     run(): Promise<{ address: string; port: number }>;
+    /** The HTTP server, once `run()` has resolved. */
+    httpServer?: import("node:http").Server;
     close(): Promise<void>;
   }
 

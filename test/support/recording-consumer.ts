@@ -2,45 +2,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   type ChunkJobData,
   completeRun,
-  createRedisConnection,
-  openChunkQueue,
   RunState,
-  resolveConfig,
-  Storage,
+  type Storage,
   silentLogger,
   writeResultsPart,
 } from "@memscore/shared";
-import { type Queue, Worker } from "bullmq";
+import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
-
-/** A Storage client for the test services, optionally restricted to some buckets. */
-export function testStorage(env: NodeJS.ProcessEnv, allowedBuckets: string[] = []): Storage {
-  // The AWS SDK reads credentials from process.env only; this test process talks to s3rver alone.
-  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
-  return Storage.fromConfig(resolveConfig({ ...env, MEMSCORE_ALLOWED_BUCKETS: allowedBuckets.join(",") }));
-}
-
-export function testRedis(env: NodeJS.ProcessEnv): Redis {
-  return createRedisConnection(env.REDIS_URL as string, { name: "producer-test" });
-}
-
-/** A queue on its own connection, obliterated and closed by `close()`. */
-export function testQueue(
-  env: NodeJS.ProcessEnv,
-  name: string,
-): { queue: Queue<ChunkJobData>; close(): Promise<void> } {
-  const redis = testRedis(env);
-  const queue = openChunkQueue(redis, name);
-  return {
-    queue,
-    close: async () => {
-      await queue.obliterate({ force: true }).catch(() => {});
-      await queue.close();
-      await redis.quit();
-    },
-  };
-}
+import { testRedis } from "./queue.js";
 
 /**
  * A stand-in for the real worker: records each chunk it is given (by job id), reports it done in
@@ -55,8 +24,8 @@ export function startRecordingConsumer(
 ): { jobs: Map<string, ChunkJobData>; processed: () => number; close(): Promise<void> } {
   const jobs = new Map<string, ChunkJobData>();
   let processed = 0;
-  const state = testRedis(env);
-  const connection = testRedis(env);
+  const state = testRedis(env, "recording-consumer-state");
+  const connection = testRedis(env, "recording-consumer");
   const worker = new Worker<ChunkJobData>(
     queueName,
     async (job) => {

@@ -8,7 +8,8 @@ Per file, what memscore writes for it, done the plain way:
   PIL open, EXIF-transpose, RGB; the heatmap base at most 1024 px on the long side; the model
   input resized 224x224 (LANCZOS) and normalised; a forward pass (batch of 1);
   with --outputs heatmaps (the default): Grad-CAM of the score with respect to the last block's
-  output by autograd (a hook on the last block, layer4's output; backward of the score), normalised, upsampled
+  output by autograd (the last block's output, layer4's, taken as the leaf of a backward pass
+  through the head only; the weights need no gradients), normalised, upsampled
   bilinearly, Turbo-coloured, blended 50% over the image and saved as JPEG quality 85, plus a
   JSON record (score, 7x7 grid) per image;
   with --outputs scores: the forward pass and a JSON record with the score only (memscore's
@@ -66,12 +67,16 @@ def load(path: str):
 
 
 def gradcam(model, x):
-    """Score and Grad-CAM of the score w.r.t. backbone.layer4's output, by autograd."""
+    """Score and Grad-CAM of the score w.r.t. backbone.layer4's output, by autograd.
+
+    Done as a careful user would: the weights need no gradients, and the last block's output is
+    cut from the graph below it, so the backward pass runs through the head only."""
     saved = {}
 
     def keep(_module, _inputs, output):
-        output.retain_grad()
-        saved["A"] = output
+        A = output.detach().requires_grad_()
+        saved["A"] = A
+        return A
 
     # The forward runs the 16 blocks one by one: the last block's output is layer4's output.
     handle = model.blocks()[-1].register_forward_hook(keep)
@@ -102,7 +107,6 @@ def per_file_loop(model, files, outputs: str, out_dir: str):
         name = os.path.basename(path)
         if outputs == "heatmaps":
             base, x = load(path)
-            model.zero_grad(set_to_none=True)
             score, cam = gradcam(model, x)
             Image.fromarray(overlay(base, cam)).save(os.path.join(out_dir, f"{name}.heatmap.jpg"), quality=85)
             record = {"score": score, "gradcam": (cam / max(float(cam.max()), 1e-12)).tolist()}
@@ -146,6 +150,7 @@ def main(argv=None):
         sys.exit(f"no images in {args.images}")
     model = build_model(args.variant, args.seed)
     model.eval()
+    model.requires_grad_(False)
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.out or tmp
         os.makedirs(out_dir, exist_ok=True)

@@ -98,20 +98,20 @@ describe("a run's results tables: results.parquet read by DuckDB, and run.json",
         imagesSkipped: 0,
       });
       await run.markListingDone("test");
-      let finalize = false;
+      let completes = false;
       for (let c = 0; c < chunks; c++) {
         const rows = Array.from({ length: Math.min(chunkRows, total - c * chunkRows) }, (_, i) =>
           makeRow(c * chunkRows + i, bucket),
         );
         await writeResultsPart(storage, out, runId, { kind: "chunk", index: c }, rows);
-        ({ finalize } = await run.recordChunk(
+        ({ completes } = await run.recordChunk(
           c,
           { scored: 0, failed: 0, failuresByReason: {} },
           "test",
           MODEL,
         ));
       }
-      expect(finalize).toBe(true);
+      expect(completes).toBe(true);
       await completeRun(storage, run, silentLogger);
     } finally {
       await redis.quit();

@@ -40,7 +40,7 @@ interface ScheduleJson {
   outputPrefix: string;
   nextAt: string | null;
   iterations: number;
-  lastRun: { runId: string; imagesEnqueued: number; finalizedAt: string | null } | null;
+  lastRun: { runId: string; imagesEnqueued: number; completedAt: string | null } | null;
 }
 
 const sha256Of = async (path: string) =>
@@ -164,11 +164,11 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
       );
 
       // The first scan enqueues every image; once they are scored, scans find nothing to do.
-      await waitForRuns(name, "first run finalized", (runs) => runs[0]?.finalizedAt !== undefined);
+      await waitForRuns(name, "first run finalized", (runs) => runs[0]?.completedAt !== undefined);
       const [first] = await scheduleRuns(name);
       expect(first, processOutput()).toMatchObject({ imagesEnqueued: 6, imagesSkipped: 0, imagesScored: 6 });
       await waitForRuns(name, "a later run that skipped all six", (runs) =>
-        runs.some((r) => r.runId > (first?.runId ?? "") && r.finalizedAt && r.imagesSkipped === 6),
+        runs.some((r) => r.runId > (first?.runId ?? "") && r.completedAt && r.imagesSkipped === 6),
       );
 
       // One image changes (another ETag), one is new.
@@ -184,7 +184,7 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
       // Settled: a run started after the change finds all seven images current.
       await waitForRuns(name, "a run after the change that found all seven current", (runs) =>
         runs.some(
-          (r) => r.createdAt > changedAt && r.finalizedAt && r.imagesSkipped === 7 && r.imagesEnqueued === 0,
+          (r) => r.createdAt > changedAt && r.completedAt && r.imagesSkipped === 7 && r.imagesEnqueued === 0,
         ),
       );
 
@@ -197,7 +197,7 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
         later.reduce((sum, r) => sum + r.imagesEnqueued, 0),
         JSON.stringify(later),
       ).toBe(2);
-      expect(later.every((r) => r.imagesFailed === 0 && r.finalizedAt !== undefined)).toBe(true);
+      expect(later.every((r) => r.imagesFailed === 0 && r.completedAt !== undefined)).toBe(true);
       const record = JSON.parse(
         (await getBytes(s3, output, "scores/new.jpg.json")).toString(),
       ) as ImageRecord;
@@ -254,7 +254,7 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
         "4",
       );
       await waitForRuns("every-2s", "a run finalized", (runs) =>
-        runs.some((r) => r.finalizedAt !== undefined),
+        runs.some((r) => r.completedAt !== undefined),
       );
 
       const [cron] = await scheduleRuns("every-2s");
@@ -330,7 +330,7 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
         `s3://${output}/swap/`,
       );
       await waitForRuns(name, "all seven scored, then a run that skipped them all", (runs) =>
-        runs.some((r) => r.finalizedAt && r.imagesSkipped === 7 && r.imagesEnqueued === 0),
+        runs.some((r) => r.completedAt && r.imagesSkipped === 7 && r.imagesEnqueued === 0),
       );
       const before = await scheduleRuns(name);
       expect(before[0]).toMatchObject({ imagesEnqueued: 7, imagesScored: 7 });
@@ -350,7 +350,7 @@ describe("scheduled rescans (real Redis, S3 API server, producer services, a wor
           const after = runs.filter((r) => r.createdAt > swappedAt);
           const rescored = after.findIndex((r) => r.imagesEnqueued === 7);
           return (
-            rescored >= 0 && after.slice(rescored + 1).some((r) => r.finalizedAt && r.imagesSkipped === 7)
+            rescored >= 0 && after.slice(rescored + 1).some((r) => r.completedAt && r.imagesSkipped === 7)
           );
         },
       );

@@ -41,12 +41,12 @@ export function startRecordingConsumer(
         rows,
       );
       const run = new RunState(state, queueName, job.data.runId);
-      const { finalize } = await run.recordChunk(
+      const { completes } = await run.recordChunk(
         job.data.chunkIndex,
         { scored: job.data.images.length, failed: 0, failuresByReason: {} },
         "test-consumer",
       );
-      if (finalize) await completeRun(storage, run, silentLogger);
+      if (completes) await completeRun(storage, run, silentLogger);
     },
     { connection, concurrency: options.concurrency ?? 1 },
   );

@@ -121,7 +121,7 @@ export async function enqueueRun(options: EnqueueRunOptions): Promise<EnqueueSum
     );
   }
   if (before?.listingDone) {
-    // A finished listing is a no-op; claiming again only matters if an earlier finalisation failed.
+    // A finished listing is a no-op; claiming again only matters if an earlier completion failed.
     const completed = await run.markListingDone(owner);
     if (completed) await completeRun(o.storage, run, o.logger);
     return {

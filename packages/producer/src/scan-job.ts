@@ -68,11 +68,6 @@ export function scanRunId(schedule: string, scheduledAt: number): string {
   return `${schedule}-${iso.replaceAll("-", "").replaceAll(":", "")}`;
 }
 
-/** Redis key holding the run id of a schedule's latest scan (read to skip overlapping scans). */
-export function scheduleLastRunKey(queueName: string, schedule: string): string {
-  return `memscore:${queueName}:schedule:${schedule}:last-run`;
-}
-
 /** Whether a run id was produced by `schedule` (and not by a schedule whose name extends it). */
 export function isScanRunOf(schedule: string, runId: string): boolean {
   return runId.startsWith(`${schedule}-`) && /^\d{8}T\d{6}\.\d{3}Z$/.test(runId.slice(schedule.length + 1));

@@ -10,20 +10,14 @@ import {
   ServiceStop,
   type StopOptions,
   type Storage,
+  scheduleLastRunKey,
 } from "@memscore/shared";
 import { type Job, type Queue, UnrecoverableError, WaitingError, type Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { EnqueueProgress } from "./enqueue-options.js";
 import { enqueueRun } from "./enqueue-run.js";
 import { RunConflictError } from "./errors.js";
-import {
-  SCAN_JOB_NAME,
-  type ScanJobData,
-  scanQueueName,
-  scanRunId,
-  scheduleLastRunKey,
-  validateScanJob,
-} from "./scan-job.js";
+import { SCAN_JOB_NAME, type ScanJobData, scanQueueName, scanRunId, validateScanJob } from "./scan-job.js";
 import type { ScanMetrics, ScanOutcome } from "./scan-metrics.js";
 import { openScanQueue } from "./schedules.js";
 
@@ -305,7 +299,7 @@ export class ScanService {
     const previous = await redis.get(scheduleLastRunKey(queueName, schedule));
     if (previous === null || previous === runId) return undefined;
     const snapshot = await new RunState(redis, queueName, previous).snapshot();
-    if (snapshot?.listingDone && snapshot.finalizedAt === undefined)
+    if (snapshot?.listingDone && snapshot.completedAt === undefined)
       return `previous run ${previous} is still being scored`;
     return undefined;
   }

@@ -5,6 +5,7 @@ import {
   type RunSnapshot,
   RunState,
   type Storage,
+  scheduleLastRunKey,
 } from "@memscore/shared";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
@@ -14,7 +15,6 @@ import {
   SCHEDULE_NAME_PATTERN,
   type ScanJobData,
   scanQueueName,
-  scheduleLastRunKey,
   validateScanJob,
 } from "./scan-job.js";
 

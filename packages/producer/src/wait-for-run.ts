@@ -32,7 +32,7 @@ export function runProgress(snapshot: RunSnapshot, rate: number): RunProgress {
   const done = snapshot.imagesScored + snapshot.imagesFailed;
   const total = Math.max(snapshot.imagesEnqueued, done);
   const etaSeconds =
-    snapshot.finalizedAt !== undefined
+    snapshot.completedAt !== undefined
       ? 0
       : snapshot.listingDone && rate > 0
         ? (total - done) / rate
@@ -41,7 +41,7 @@ export function runProgress(snapshot: RunSnapshot, rate: number): RunProgress {
 }
 
 /**
- * Polls a run until its results table is written (`finalizedAt` set), reporting progress on
+ * Polls a run until its results table is written (`completedAt` set), reporting progress on
  * every poll. Returns the final snapshot. Aborting rejects with the signal's reason; the run
  * itself goes on.
  */
@@ -59,7 +59,7 @@ export async function waitForRun(
     if (!snapshot) throw new RunNotFoundError(runId, queueName);
     rate.add(snapshot.imagesScored + snapshot.imagesFailed);
     options.onProgress?.(runProgress(snapshot, rate.perSecond()));
-    if (snapshot.finalizedAt !== undefined) return snapshot;
+    if (snapshot.completedAt !== undefined) return snapshot;
     await sleep(options.pollMs ?? 500, undefined, { signal: options.signal });
   }
 }

@@ -238,7 +238,7 @@ describe("enqueueRun", () => {
       },
     });
     const run = new RunState(redis, name, "bp");
-    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, {
+    await sleepUntil(async () => (await run.snapshot())?.completedAt !== undefined, {
       what: "the run finalized by the consumer",
       timeoutMs: 60_000,
       state: () => run.snapshot(),
@@ -306,7 +306,7 @@ describe("enqueueRun", () => {
     const summary = await enqueueRun({ ...base, queueName: name, runId: "skip-a", modelSha256: SHA_A });
     expect(summary).toMatchObject({ imagesListed: 6, imagesSkipped: 3, imagesEnqueued: 3, chunks: 3 });
     const run = new RunState(redis, name, "skip-a");
-    await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, {
+    await sleepUntil(async () => (await run.snapshot())?.completedAt !== undefined, {
       what: "the run finalized by the consumer",
       timeoutMs: 60_000,
       state: () => run.snapshot(),

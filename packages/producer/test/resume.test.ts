@@ -105,7 +105,7 @@ describe("resuming an enqueue killed mid-listing", () => {
         });
         expect(JSON.parse(resumed.stdout).imagesListed).toBeLessThan(IMAGES);
 
-        await sleepUntil(async () => (await run.snapshot())?.finalizedAt !== undefined, {
+        await sleepUntil(async () => (await run.snapshot())?.completedAt !== undefined, {
           what: "the run finalized by the consumer",
           timeoutMs: RUN_TIMEOUT_MS,
           state: () => run.snapshot(),

@@ -70,8 +70,8 @@ export {
 } from "./readiness.js";
 export { closeRedisConnection, createRedisConnection, describeRedisUrl } from "./redis.js";
 export { checkRedisEvictionPolicy, RedisConfigError } from "./redis-checks.js";
+export { runIndexKey, runKeys, scheduleLastRunKey } from "./redis-keys.js";
 export {
-  finalizeRunResults,
   type ImageRecord,
   outputLocations,
   parseRunDirectory,
@@ -83,6 +83,7 @@ export {
   runDirectory,
   toCsvLine,
   writeResultsPart,
+  writeRunResults,
 } from "./results.js";
 export { PARQUET_ROW_GROUP_ROWS, ParquetResultsWriter } from "./results-parquet.js";
 export { completeRun } from "./run-completion.js";

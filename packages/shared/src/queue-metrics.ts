@@ -39,7 +39,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
         maxRuns: options.maxRuns ?? 50,
         skipRunIds: finishedRuns,
       });
-      for (const run of overview.runs) if (run.finalizedAt !== undefined) finishedRuns.add(run.runId);
+      for (const run of overview.runs) if (run.completedAt !== undefined) finishedRuns.add(run.runId);
       lastError = "";
       if (overview.workersUnavailable !== undefined && !warnedNoWorkerList) {
         // Once per process: the cause (an ACL or a managed service's policy) does not go away.
@@ -113,7 +113,7 @@ export function registerQueueMetrics(registry: Registry, options: QueueMetricsOp
       if (o.workers) g.set({ queue }, o.workers.count);
     },
   );
-  const inProgress = (o: QueueOverview) => o.runs.filter((r) => r.finalizedAt === undefined);
+  const inProgress = (o: QueueOverview) => o.runs.filter((r) => r.completedAt === undefined);
   queueGauge(
     "memscore_run_images_enqueued",
     "Images enqueued so far in a run in progress (final once its listing is done).",

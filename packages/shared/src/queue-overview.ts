@@ -29,7 +29,7 @@ export interface QueueOverview {
   workers: QueueWorkers | undefined;
   /** Why `workers` is undefined: Redis's answer to CLIENT LIST. */
   workersUnavailable?: string;
-  /** Snapshots of the newest runs, finished ones included (they carry `finalizedAt`). */
+  /** Snapshots of the newest runs, finished ones included (they carry `completedAt`). */
   runs: RunSnapshot[];
 }
 

@@ -169,7 +169,7 @@ function countRow(tally: ResultsTally, row: ResultRow): void {
  * `results.parquet`. Parts are read one line at a time and the three tables are streamed up
  * (Parquet a row group at a time), so memory stays bounded for runs of millions of images.
  */
-export async function finalizeRunResults(
+export async function writeRunResults(
   storage: Storage,
   outputPrefix: string,
   runId: string,

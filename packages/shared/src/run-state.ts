@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { ImageErrorReason } from "./errors.js";
+import { runIndexKey, runKeys } from "./redis-keys.js";
 import type { RunModel } from "./run-summary.js";
 
 /** What a run is and how far it got, as stored in Redis. */
@@ -20,7 +21,7 @@ export interface RunSnapshot {
   failuresByReason: Record<string, number>;
   /** The model the first worker to record a chunk ran (absent until a worker has). */
   model?: RunModel;
-  finalizedAt?: string;
+  completedAt?: string;
 }
 
 /** Resumable position of a producer's listing: the next chunk index and the cursor after which to list. */
@@ -39,8 +40,14 @@ export interface ChunkCounts {
   failuresByReason: Partial<Record<ImageErrorReason, number>>;
 }
 
-// Marks a chunk done exactly once (a retried or re-run chunk must not count twice) and, when it
-// was the last chunk of a fully listed run, claims the run's finalisation for this caller only.
+/**
+ * Names of the run hash's completion fields as stored. They predate the word "completion" in
+ * the code and stay as they are, so runs in flight through an upgrade still complete.
+ */
+const STORED = { completing: "finalizing", completedAt: "finalizedAt" } as const;
+
+// Marks a chunk done exactly once (a retried or re-run chunk must not count twice); the run's
+// completion is then claimed for this caller only if that was its last outstanding chunk.
 const RECORD_CHUNK = `
 local added = redis.call('SADD', KEYS[2], ARGV[1])
 if added == 1 then
@@ -50,11 +57,11 @@ if added == 1 then
 end
 return added`;
 
-const CLAIM_FINALIZE = `
+const CLAIM_COMPLETION = `
 if redis.call('HGET', KEYS[1], 'listingDone') ~= '1' then return 0 end
 local total = tonumber(redis.call('HGET', KEYS[1], 'chunksEnqueued') or '0')
 if redis.call('SCARD', KEYS[2]) < total then return 0 end
-return redis.call('HSETNX', KEYS[1], 'finalizing', ARGV[1])`;
+return redis.call('HSETNX', KEYS[1], '${STORED.completing}', ARGV[1])`;
 
 /**
  * A run's bookkeeping in Redis: metadata and counters (a hash), the set of finished chunk
@@ -69,19 +76,12 @@ export class RunState {
   constructor(redis: Redis, queueName: string, runId: string) {
     this.redis = redis;
     this.runId = runId;
-    const base = `memscore:${queueName}:run:${runId}`;
-    this.keys = {
-      meta: base,
-      done: `${base}:done`,
-      failures: `${base}:failures`,
-      checkpoint: `${base}:checkpoint`,
-      runs: `memscore:${queueName}:runs`,
-    };
+    this.keys = { ...runKeys(queueName, runId), runs: runIndexKey(queueName) };
   }
 
   /** Lists the run ids known for a queue, newest first. */
   static async listRunIds(redis: Redis, queueName: string, limit = 100): Promise<string[]> {
-    return redis.zrevrange(`memscore:${queueName}:runs`, 0, limit - 1);
+    return redis.zrevrange(runIndexKey(queueName), 0, limit - 1);
   }
 
   /** Creates the run's record; an existing run (a resumed enqueue) keeps its original fields. */
@@ -132,17 +132,17 @@ export class RunState {
   }
 
   /**
-   * Marks the listing complete. Returns true when this call claimed finalisation (every chunk
+   * Marks the listing complete. Returns true when this call claimed completion (every chunk
    * was already done), so the caller must write the results table.
    */
   async markListingDone(owner: string): Promise<boolean> {
     await this.redis.hset(this.keys.meta, "listingDone", "1");
-    return this.claimFinalize(owner);
+    return this.claimCompletion(owner);
   }
 
   /**
    * Records one finished chunk. Counts only the first completion of a chunk index. Returns
-   * whether this call claimed the run's finalisation (it was the last outstanding chunk).
+   * whether this call claimed the run's completion (it was the last outstanding chunk).
    * A worker passes its `model`: the first one recorded describes the run's model in its summary
    * (the producer, which may complete a run, has no model loaded).
    */
@@ -151,11 +151,11 @@ export class RunState {
     counts: ChunkCounts,
     owner: string,
     model?: RunModel,
-  ): Promise<{ firstTime: boolean; finalize: boolean }> {
+  ): Promise<{ completes: boolean }> {
     // Before the chunk counts as done, so whoever completes the run finds a model described.
     if (model) await this.redis.hsetnx(this.keys.meta, "model", JSON.stringify(model));
     const reasons = Object.entries(counts.failuresByReason).flatMap(([reason, n]) => [reason, String(n)]);
-    const added = (await this.redis.eval(
+    await this.redis.eval(
       RECORD_CHUNK,
       3,
       this.keys.meta,
@@ -165,28 +165,28 @@ export class RunState {
       String(counts.scored),
       String(counts.failed),
       ...reasons,
-    )) as number;
-    return { firstTime: added === 1, finalize: await this.claimFinalize(owner) };
+    );
+    return { completes: await this.claimCompletion(owner) };
   }
 
   async isChunkDone(chunkIndex: number): Promise<boolean> {
     return (await this.redis.sismember(this.keys.done, String(chunkIndex))) === 1;
   }
 
-  private async claimFinalize(owner: string): Promise<boolean> {
+  private async claimCompletion(owner: string): Promise<boolean> {
     return (
-      ((await this.redis.eval(CLAIM_FINALIZE, 2, this.keys.meta, this.keys.done, owner)) as number) === 1
+      ((await this.redis.eval(CLAIM_COMPLETION, 2, this.keys.meta, this.keys.done, owner)) as number) === 1
     );
   }
 
-  /** Releases a claimed finalisation that failed, so another process (or a retry) can take it. */
-  async releaseFinalize(): Promise<void> {
-    await this.redis.hdel(this.keys.meta, "finalizing");
+  /** Releases a claimed completion that failed, so another process (or a retry) can take it. */
+  async releaseCompletion(): Promise<void> {
+    await this.redis.hdel(this.keys.meta, STORED.completing);
   }
 
   /** Marks the run complete, at `at` (the time its summary states). */
-  async markFinalized(at = new Date().toISOString()): Promise<void> {
-    await this.redis.hset(this.keys.meta, "finalizedAt", at);
+  async markCompleted(at = new Date().toISOString()): Promise<void> {
+    await this.redis.hset(this.keys.meta, STORED.completedAt, at);
   }
 
   /** The run's current state, or undefined if no such run exists. */
@@ -212,7 +212,7 @@ export class RunState {
       imagesFailed: Number(meta.imagesFailed ?? 0),
       failuresByReason: Object.fromEntries(Object.entries(failures).map(([k, v]) => [k, Number(v)])),
       ...(meta.model ? { model: JSON.parse(meta.model) as RunModel } : {}),
-      ...(meta.finalizedAt ? { finalizedAt: meta.finalizedAt } : {}),
+      ...(meta[STORED.completedAt] ? { completedAt: meta[STORED.completedAt] } : {}),
     };
   }
 }

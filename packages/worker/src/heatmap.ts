@@ -8,6 +8,17 @@ import type { PreparedImage, RgbImage } from "./preprocess.js";
  * Scales a raw Grad-CAM grid to [0, 1] by dividing by its maximum. An all-zero (or non-positive)
  * grid stays all zero: there is no evidence to show, and inventing contrast would mislead.
  */
+/**
+ * The part of each image axis a Grad-CAM grid covers, as fractions: all of it for a stretched
+ * input, the centre for a stretched and cropped one ({@link inputCoverage}).
+ */
+export interface GridCoverage {
+  start: number;
+  end: number;
+}
+
+const WHOLE_AXIS: GridCoverage = { start: 0, end: 1 };
+
 export function normaliseGrid(grid: ArrayLike<number>): Float32Array {
   let max = 0;
   for (let i = 0; i < grid.length; i++) max = Math.max(max, grid[i] as number);
@@ -23,13 +34,15 @@ export function normaliseGrid(grid: ArrayLike<number>): Float32Array {
  * centre of its cell (as Grad-CAM cells cover the image), clamped at the edges. Computed once per
  * axis, so the per-pixel loop is two table look-ups and a multiply-add.
  */
-function axisWeights(gridSize: number, size: number) {
+function axisWeights(gridSize: number, size: number, coverage: GridCoverage = WHOLE_AXIS) {
   const lo = new Int32Array(size);
   const hi = new Int32Array(size);
   const w = new Float64Array(size);
-  const scale = gridSize / size;
+  // The grid spans pixels coverage.start·size to coverage.end·size (all of them by default).
+  const first = coverage.start * size;
+  const scale = gridSize / ((coverage.end - coverage.start) * size);
   for (let i = 0; i < size; i++) {
-    const g = Math.min(gridSize - 1, Math.max(0, (i + 0.5) * scale - 0.5));
+    const g = Math.min(gridSize - 1, Math.max(0, (i + 0.5 - first) * scale - 0.5));
     const g0 = Math.floor(g);
     lo[i] = g0;
     hi[i] = Math.min(gridSize - 1, g0 + 1);
@@ -44,10 +57,11 @@ export function upsampleGrid(
   gridSize: number,
   width: number,
   height: number,
+  coverage: GridCoverage = WHOLE_AXIS,
 ): Float32Array {
   const out = new Float32Array(width * height);
-  const cols = axisWeights(gridSize, width);
-  const rows = axisWeights(gridSize, height);
+  const cols = axisWeights(gridSize, width, coverage);
+  const rows = axisWeights(gridSize, height, coverage);
   for (let y = 0; y < height; y++) {
     const r0 = (rows.lo[y] as number) * gridSize;
     const r1 = (rows.hi[y] as number) * gridSize;
@@ -107,14 +121,15 @@ export function overlayHeatmap(
   gridSize: number,
   alpha: number,
   out: Uint8Array = Buffer.allocUnsafe(width * height * 3),
+  coverage: GridCoverage = WHOLE_AXIS,
 ): Uint8Array {
   if (rgb.length !== width * height * 3 || out.length !== rgb.length) {
     throw new RangeError(
       `expected ${width * height * 3} RGB bytes for ${width}×${height}, got ${rgb.length}`,
     );
   }
-  const cols = axisWeights(gridSize, width);
-  const rows = axisWeights(gridSize, height);
+  const cols = axisWeights(gridSize, width, coverage);
+  const rows = axisWeights(gridSize, height, coverage);
   // along[r][x]: grid row r interpolated at output column x.
   const along = Array.from({ length: gridSize }, (_, r) => {
     const line = new Float64Array(width);
@@ -167,6 +182,8 @@ export interface HeatmapOptions {
   format?: HeatmapFileFormat;
   /** JPEG and WebP quality, 1–100. @defaultValue 85 */
   quality?: number;
+  /** The part of the image the grid covers (a cropping model's centre). @defaultValue the whole image */
+  coverage?: GridCoverage;
 }
 
 /**
@@ -199,6 +216,15 @@ export async function renderHeatmap(
   options: HeatmapOptions = {},
 ): Promise<Buffer> {
   const { data, width, height } = image;
-  overlayHeatmap(data, width, height, normaliseGrid(gradcam), gridSize, options.alpha ?? 0.5, data);
+  overlayHeatmap(
+    data,
+    width,
+    height,
+    normaliseGrid(gradcam),
+    gridSize,
+    options.alpha ?? 0.5,
+    data,
+    options.coverage ?? WHOLE_AXIS,
+  );
   return encodeHeatmap(data, width, height, options.format ?? "jpeg", options.quality ?? 85);
 }

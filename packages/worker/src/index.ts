@@ -11,6 +11,7 @@ export {
 } from "./execution-provider.js";
 export {
   encodeHeatmap,
+  type GridCoverage,
   type HeatmapOptions,
   normaliseGrid,
   overlayHeatmap,
@@ -57,6 +58,7 @@ export {
   type DecodeLimits,
   decodeImage,
   type InputGeometry,
+  inputCoverage,
   inspectImage,
   type PreparedImage,
   prepareImage,

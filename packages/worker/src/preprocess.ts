@@ -174,6 +174,18 @@ export async function toModelInput(image: RgbImage, geometry: InputGeometry): Pr
 }
 
 /**
+ * Which part of the image the model's input shows, as the fraction of each axis from `start` to
+ * `end`: the whole image when stretched, the centre when stretched and cropped. The Grad-CAM grid
+ * covers that part only, so the heatmap is drawn over it ({@link toModelInput}'s crop, exactly).
+ */
+export function inputCoverage(geometry: InputGeometry): { start: number; end: number } {
+  if (geometry.resize.kind !== "stretch-crop") return { start: 0, end: 1 };
+  const stretchTo = geometry.resize.resizeSize;
+  const offset = Math.floor((stretchTo - geometry.inputSize) / 2);
+  return { start: offset / stretchTo, end: (offset + geometry.inputSize) / stretchTo };
+}
+
+/**
  * Inspects and decodes one image, once, for both the model and its heatmap: decoded at
  * {@link DECODE_MAX_SIDE}, turned into the model's input by {@link toModelInput}, and kept (or
  * shrunk to `heatmapMaxSide`) as the heatmap's base. Every failure is an {@link ImageError}.

@@ -16,7 +16,7 @@ import {
   type ResultRow,
   type Storage,
 } from "@memscore/shared";
-import { normaliseGrid, renderHeatmap } from "./heatmap.js";
+import { type GridCoverage, normaliseGrid, renderHeatmap } from "./heatmap.js";
 import type { InferenceClient } from "./inference-client.js";
 import type { ModelInfo } from "./model-runtime.js";
 import type {
@@ -29,7 +29,7 @@ import type {
   S3ImageTask,
   StageSeconds,
 } from "./pipeline-protocol.js";
-import { prepareImage, rgbToTensor } from "./preprocess.js";
+import { inputCoverage, prepareImage, rgbToTensor } from "./preprocess.js";
 import type { Stage } from "./stage-timings.js";
 
 /**
@@ -131,7 +131,12 @@ export class ImageScorer {
     private readonly inference: InferenceClient,
     private readonly settings: PipelineSettings,
     private readonly storage: Storage | undefined,
-  ) {}
+  ) {
+    this.coverage = inputCoverage(model);
+  }
+
+  /** The part of each image the model sees, which its Grad-CAM grid covers. */
+  private readonly coverage: GridCoverage;
 
   /** Decodes once, infers, and renders the overlay unless the format is `none`. Throws ImageError. */
   private async scoreBytes(bytes: Buffer, format: HeatmapFormat, clock: StageClock): Promise<ScoredBytes> {
@@ -154,6 +159,7 @@ export class ImageScorer {
             renderHeatmap(image.heatmapBase, output.gradcam, this.model.gridSize, {
               format,
               quality: this.settings.heatmapQuality,
+              coverage: this.coverage,
             }),
           );
     return {

@@ -224,9 +224,9 @@ export class WorkerService {
         { kind: "chunk", index: data.chunkIndex },
         outcome.rows,
       );
-      const { finalize } = await run.recordChunk(data.chunkIndex, outcome.counts, owner, runModel);
+      const { completes } = await run.recordChunk(data.chunkIndex, outcome.counts, owner, runModel);
       metrics?.chunkProcessed(outcome);
-      if (finalize) await completeRun(storage, run, logger);
+      if (completes) await completeRun(storage, run, logger);
       return { scored: outcome.counts.scored, failed: outcome.counts.failed, reused: outcome.reused };
     };
 

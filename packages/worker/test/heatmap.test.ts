@@ -2,7 +2,14 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { makePhoto } from "../../../test/support/images.js";
 import { TURBO_LUT } from "../src/colormap.js";
-import { decodeImage, encodeHeatmap, normaliseGrid, renderHeatmap, upsampleGrid } from "../src/index.js";
+import {
+  decodeImage,
+  encodeHeatmap,
+  inputCoverage,
+  normaliseGrid,
+  renderHeatmap,
+  upsampleGrid,
+} from "../src/index.js";
 
 describe("Grad-CAM grid", () => {
   it("normalises by the maximum and leaves an all-zero grid at zero", () => {
@@ -71,5 +78,37 @@ describe("encodeHeatmap", () => {
     const q85 = await encodeHeatmap(photo.data, photo.width, photo.height, "jpeg", 85);
     const q30 = await encodeHeatmap(photo.data, photo.width, photo.height, "jpeg", 30);
     expect(q30.length).toBeLessThan(q85.length);
+  });
+});
+
+describe("heatmap over the part of the image the model sees", () => {
+  it("spreads the grid over the crop of a stretch-crop model, and over all of a stretched one", () => {
+    // ResMem's geometry: stretched to 256, the centre 227 cut out at offset 14.
+    const crop = inputCoverage({
+      inputSize: 227,
+      resize: { kind: "stretch-crop", resizeSize: 256 },
+      resizeKernel: "linear",
+    });
+    expect(crop).toEqual({ start: 14 / 256, end: 241 / 256 });
+    expect(inputCoverage({ inputSize: 224, resize: { kind: "stretch" }, resizeKernel: "lanczos3" })).toEqual({
+      start: 0,
+      end: 1,
+    });
+    // A 2×2 grid, cold left column, hot right: over 256 px, the crop's cell centres sit at
+    // 14 + 227/4 and 14 + 3·227/4; outside the crop the edge values hold.
+    const grid = new Float32Array([0, 1, 0, 1]);
+    const row = Array.from(upsampleGrid(grid, 2, 256, 1, crop));
+    const left = 14 + 227 / 4;
+    const right = 14 + (3 * 227) / 4;
+    for (let x = 0; x < 256; x++) {
+      const centre = x + 0.5;
+      const expected = centre <= left ? 0 : centre >= right ? 1 : (centre - left) / (right - left);
+      expect(row[x], `x ${x}`).toBeCloseTo(expected, 5);
+    }
+    // The whole-image default is what it always was: cell centres at 64 and 192.
+    const whole = Array.from(upsampleGrid(grid, 2, 256, 1));
+    expect(whole[63]).toBe(0);
+    expect(whole[192]).toBe(1);
+    expect(whole[127]).toBeCloseTo(0.5, 5);
   });
 });

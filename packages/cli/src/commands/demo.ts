@@ -151,7 +151,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     const status = statusWriter();
     await waitForRun(redis, config.queueName, runId, {
       pollMs: 200,
-      onProgress: (p) => status.update(formatRunProgress(p), p.snapshot.finalizedAt !== undefined),
+      onProgress: (p) => status.update(formatRunProgress(p), p.snapshot.completedAt !== undefined),
     });
     status.end();
 

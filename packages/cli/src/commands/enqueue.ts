@@ -231,7 +231,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
       final = await waitForRun(redis, config.queueName, runId, {
         signal: abort.signal,
         ...(!json && {
-          onProgress: (p) => status.update(formatRunProgress(p), p.snapshot.finalizedAt !== undefined),
+          onProgress: (p) => status.update(formatRunProgress(p), p.snapshot.completedAt !== undefined),
         }),
       });
       status.end();
@@ -256,7 +256,7 @@ export async function enqueueCommand(args: string[]): Promise<number> {
             imagesFailed: final.imagesFailed,
             imagesSkipped: final.imagesSkipped,
             failuresByReason: final.failuresByReason,
-            finalizedAt: final.finalizedAt,
+            completedAt: final.completedAt,
           },
         }),
       };

@@ -58,7 +58,7 @@ function describeCadence(cadence: ScheduleCadence): string {
 
 function describeRun(run: RunSnapshot | undefined): string {
   if (!run) return "none yet";
-  const state = run.finalizedAt ? "complete" : run.listingDone ? "scoring" : "listing";
+  const state = run.completedAt ? "complete" : run.listingDone ? "scoring" : "listing";
   return `${run.runId} (${state}: ${run.imagesEnqueued} enqueued, ${run.imagesSkipped} skipped)`;
 }
 
@@ -77,7 +77,7 @@ function scheduleJson(schedule: ScheduleInfo, last: RunSnapshot | undefined) {
           createdAt: last.createdAt,
           imagesEnqueued: last.imagesEnqueued,
           imagesSkipped: last.imagesSkipped,
-          finalizedAt: last.finalizedAt ?? null,
+          completedAt: last.completedAt ?? null,
         }
       : null,
   };

@@ -74,14 +74,14 @@ function runStatus(run: RunSnapshot, previous: RunSnapshot | undefined, seconds:
   // Completions arrive a chunk at a time: when none landed in the interval, the run's average
   // rate is a better guess than "never".
   const etaRate = rate > 0 ? rate : age > 0 ? done / age : 0;
-  const finished = run.finalizedAt !== undefined;
+  const finished = run.completedAt !== undefined;
   return {
     runId: run.runId,
     input: run.input,
     outputPrefix: run.outputPrefix,
     createdAt: run.createdAt,
     listingDone: run.listingDone,
-    finishedAt: run.finalizedAt ?? null,
+    finishedAt: run.completedAt ?? null,
     done,
     total,
     scored: run.imagesScored,
@@ -171,7 +171,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     const seconds = before ? (now.overview.readAt - before.readAt) / 1000 : 0;
     const previous = new Map(before?.runs.map((r) => [r.runId, r]));
     const shown = now.overview.runs.filter((r) =>
-      onlyRun ? r.runId === onlyRun : r.finalizedAt === undefined,
+      onlyRun ? r.runId === onlyRun : r.completedAt === undefined,
     );
     const runs = shown.map((r) => runStatus(r, previous.get(r.runId), seconds));
     const all = now.overview.runs.map((r) => runStatus(r, previous.get(r.runId), seconds));

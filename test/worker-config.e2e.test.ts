@@ -105,7 +105,7 @@ describe("worker configuration from the environment (one worker process, real Re
         .update(await readFile(MODEL))
         .digest("hex");
       expect(record.model).toMatchObject({ name: "contract-fixture", sha256 });
-      const heatmap = await sharp(await getBytes(s3, output, "cfg/small.jpg.heatmap.png")).metadata();
+      const heatmap = await sharp(await getBytes(s3, output, "cfg/small.jpg.heatmap.jpg")).metadata();
       expect([heatmap.width, heatmap.height]).toEqual([256, 171]);
     },
     budget(RUN_TIMEOUT_MS),

@@ -191,7 +191,7 @@ describe("S3 faults (seeded fault-injecting proxy between workers and S3)", () =
       for (const key of RETRIED) {
         const rel = key.slice("retried/".length);
         if (key !== FLAKY) expect(getsOf(key).length, `GETs of ${key}`).toBe(1);
-        expect(putsOf(`retried/${rel}.heatmap.png`).length, `heatmap PUTs of ${key}`).toBe(1);
+        expect(putsOf(`retried/${rel}.heatmap.jpg`).length, `heatmap PUTs of ${key}`).toBe(1);
         expect(putsOf(`retried/${rel}.json`).length, `record PUTs of ${key}`).toBe(1);
       }
     },

@@ -115,6 +115,6 @@ export {
   createS3Client,
   type ObjectInfo,
   Storage,
-  type StorageOptions,
+  type StorageConfig,
   TransientStorageError,
 } from "./storage.js";

@@ -4,11 +4,9 @@ import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import {
   GetObjectCommand,
-  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
-  PutObjectCommand,
   S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
@@ -16,6 +14,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { MemscoreConfig } from "./config.js";
 import { ImageError, MemscoreError } from "./errors.js";
+import { ObjectClient, S3HttpError } from "./object-client.js";
 import { assertBucketAllowed, formatS3Uri, type S3Location } from "./s3-uri.js";
 
 /** An object as listed: enough to enqueue it and to detect changes (ETag) without a HEAD. */
@@ -33,14 +32,10 @@ export class TransientStorageError extends MemscoreError {
   }
 }
 
-export interface StorageOptions {
-  /** Buckets that may be read or written; empty allows all. */
-  allowedBuckets: readonly string[];
-}
-
 const stripQuotes = (etag: string | undefined): string => (etag ?? "").replace(/^"|"$/g, "");
 
 function statusOf(error: unknown): number | undefined {
+  if (error instanceof S3HttpError) return error.status;
   return error instanceof S3ServiceException ? error.$metadata?.httpStatusCode : undefined;
 }
 
@@ -65,9 +60,8 @@ export function classifyStorageError(error: unknown, what: string): Error {
 /**
  * Whether PUT bodies go unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`), as the AWS SDKs for
  * Java and Go do over HTTPS: TLS protects them in transit and S3 checks each body against the
- * CRC32 every PUT carries, so SigV4's SHA-256 over the body (a second full pass, in the SDK's
- * JavaScript middleware) adds nothing. Over plain HTTP (a local S3-compatible server) bodies
- * stay signed.
+ * CRC32 every PUT carries, so SigV4's SHA-256 over the body (a second full pass) adds nothing.
+ * Over plain HTTP (a local S3-compatible server) bodies stay signed.
  */
 export function unsignedPayloadByDefault(endpoint: string): boolean {
   return endpoint === "" || endpoint.startsWith("https://");
@@ -92,6 +86,12 @@ function crc32Base64(body: Buffer | string): string {
   value.writeUInt32BE(crc32(body), 0);
   return value.toString("base64");
 }
+
+/** What a Storage needs of the config. */
+export type StorageConfig = Pick<
+  MemscoreConfig,
+  "s3Endpoint" | "s3ForcePathStyle" | "awsRegion" | "s3RequestTimeoutMs" | "allowedBuckets"
+>;
 
 /** Creates the S3 client for a config: custom endpoint + path style for S3-compatible servers. */
 export function createS3Client(
@@ -126,16 +126,25 @@ export function createS3Client(
  * call checks the bucket against the allow-list first, so no caller can forget to.
  */
 export class Storage {
+  /** The SDK client: listing, HEAD, multipart uploads and whatever else a caller needs. */
   readonly client: S3Client;
+  /** Single-object GET and PUT, the hot path: straight over HTTP (object-client.ts). */
+  private readonly objects: ObjectClient;
   private readonly allowedBuckets: readonly string[];
 
-  constructor(client: S3Client, options: StorageOptions) {
-    this.client = client;
-    this.allowedBuckets = options.allowedBuckets;
+  /** `unsignedPayload` defaults to true over HTTPS ({@link unsignedPayloadByDefault}). */
+  constructor(config: StorageConfig, options: { unsignedPayload?: boolean } = {}) {
+    const unsignedPayload = options.unsignedPayload ?? unsignedPayloadByDefault(config.s3Endpoint);
+    this.client = createS3Client(config, { unsignedPayload });
+    this.objects = new ObjectClient(this.client, config.s3Endpoint, {
+      requestTimeoutMs: config.s3RequestTimeoutMs,
+      unsignedPayload,
+    });
+    this.allowedBuckets = config.allowedBuckets;
   }
 
-  static fromConfig(config: MemscoreConfig): Storage {
-    return new Storage(createS3Client(config), { allowedBuckets: config.allowedBuckets });
+  static fromConfig(config: StorageConfig): Storage {
+    return new Storage(config);
   }
 
   assertAllowed(bucket: string): void {
@@ -184,34 +193,11 @@ export class Storage {
    */
   async get(location: S3Location, maxBytes: number): Promise<{ body: Buffer; etag: string; size: number }> {
     this.assertAllowed(location.bucket);
-    const what = formatS3Uri(location);
-    let response: GetObjectCommandOutput;
     try {
-      response = await this.client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
+      const got = await this.objects.get(location.bucket, location.key, maxBytes);
+      return { ...got, etag: stripQuotes(got.etag) };
     } catch (error) {
-      throw classifyStorageError(error, `get ${what}`);
-    }
-    const body = response.Body as Readable | undefined;
-    const size = response.ContentLength ?? 0;
-    if (size > maxBytes) {
-      body?.destroy();
-      throw new ImageError("too_large", `${size} bytes exceeds the limit of ${maxBytes}`);
-    }
-    try {
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of body ?? []) {
-        total += (chunk as Buffer).length;
-        // Content-Length can lie (or be absent): enforce the limit on what actually arrives.
-        if (total > maxBytes) {
-          body?.destroy();
-          throw new ImageError("too_large", `more than ${maxBytes} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      return { body: Buffer.concat(chunks, total), etag: stripQuotes(response.ETag), size: total };
-    } catch (error) {
-      throw classifyStorageError(error, `get ${what}`);
+      throw classifyStorageError(error, `get ${formatS3Uri(location)}`);
     }
   }
 
@@ -276,17 +262,14 @@ export class Storage {
     options: { contentType: string; metadata?: Record<string, string> },
   ): Promise<void> {
     this.assertAllowed(location.bucket);
+    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+    const headers: Record<string, string> = {
+      "content-type": options.contentType,
+      "x-amz-checksum-crc32": crc32Base64(bytes),
+    };
+    for (const [name, value] of Object.entries(options.metadata ?? {})) headers[`x-amz-meta-${name}`] = value;
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: location.bucket,
-          Key: location.key,
-          Body: body,
-          ContentType: options.contentType,
-          ChecksumCRC32: crc32Base64(body),
-          ...(options.metadata ? { Metadata: options.metadata } : {}),
-        }),
-      );
+      await this.objects.put(location.bucket, location.key, bytes, headers);
     } catch (error) {
       throw classifyStorageError(error, `put ${formatS3Uri(location)}`);
     }
@@ -309,6 +292,7 @@ export class Storage {
 
   /** Closes pooled sockets. */
   close(): void {
+    this.objects.close();
     this.client.destroy();
   }
 }

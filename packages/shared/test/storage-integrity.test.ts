@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client, Storage } from "../src/index.js";
+import { Storage } from "../src/index.js";
 import { unsignedPayloadByDefault } from "../src/storage.js";
 
 // What a PUT carries for S3 to verify: the body's CRC32 always; the SigV4 SHA-256 of the body
@@ -35,8 +35,8 @@ describe("S3 PUT integrity", () => {
       s3RequestTimeoutMs: 10_000,
     };
     const storage = new Storage(
-      createS3Client(config, unsignedPayload === undefined ? {} : { unsignedPayload }),
-      { allowedBuckets: [] },
+      { ...config, allowedBuckets: [] },
+      unsignedPayload === undefined ? {} : { unsignedPayload },
     );
     try {
       await storage.put({ bucket: "b", key: "k.jpg" }, body, { contentType: "image/jpeg" });

@@ -5,7 +5,7 @@
  * per-chunk work. Each thread has its own S3 client and its own port into the inference engine.
  */
 import { workerData } from "node:worker_threads";
-import { createS3Client, Storage } from "@memscore/shared";
+import { Storage } from "@memscore/shared";
 import sharp from "sharp";
 import { InferenceClient } from "./inference-client.js";
 import type {
@@ -22,9 +22,7 @@ const port = threadParentPort("pipeline-thread.js");
 const init = workerData as PipelineThreadInit;
 
 sharp.concurrency(init.settings.decodeThreads);
-const storage = init.s3
-  ? new Storage(createS3Client(init.s3), { allowedBuckets: init.s3.allowedBuckets })
-  : undefined;
+const storage = init.s3 ? new Storage(init.s3) : undefined;
 const elements = 3 * init.model.inputSize * init.model.inputSize;
 const inference = new InferenceClient(init.inference, elements);
 const scorer = new ImageScorer(init.model, inference, init.settings, storage);

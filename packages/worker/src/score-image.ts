@@ -14,6 +14,7 @@ import {
   parseS3Uri,
   RECORD_METADATA,
   type ResultRow,
+  S3UriError,
   type Storage,
 } from "@memscore/shared";
 import { type GridCoverage, normaliseGrid, renderHeatmap } from "./heatmap.js";
@@ -185,7 +186,6 @@ export class ImageScorer {
       if (previous) return { row: previous, reused: true, stages: clock.seconds };
     }
     const { image } = task;
-    const locations = outputLocations(task.outputPrefix, image.rel, task.heatmapFormat);
     const base = {
       uri: image.uri,
       model: modelSummary(this.model),
@@ -195,6 +195,8 @@ export class ImageScorer {
     let etag = "";
     let input: ImageRecord["input"] = {};
     try {
+      // First: outputs that S3 could never store (a key over 1024 bytes) are known before any work.
+      const locations = outputLocations(task.outputPrefix, image.rel, task.heatmapFormat);
       if (image.size !== undefined && image.size > this.settings.maxImageBytes) {
         throw new ImageError(
           "too_large",
@@ -308,7 +310,14 @@ export class ImageScorer {
    * a visible record means the image's outputs are complete.
    */
   private async previousOutcome(storage: Storage, task: S3ImageTask): Promise<ResultRow | undefined> {
-    const { record } = outputLocations(task.outputPrefix, task.image.rel, task.heatmapFormat);
+    let record: ReturnType<typeof outputLocations>["record"];
+    try {
+      ({ record } = outputLocations(task.outputPrefix, task.image.rel, task.heatmapFormat));
+    } catch (error) {
+      // No record can exist where none can be written: the image gets its invalid_uri again.
+      if (error instanceof S3UriError) return undefined;
+      throw error;
+    }
     const text = await storage.getText(record);
     if (!text) return undefined;
     try {

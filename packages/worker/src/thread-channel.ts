@@ -214,7 +214,9 @@ export async function startThread<Ready, Event = never>(
         reject(fromThreadError((event as { error: ThreadError }).error));
       } else onEvent?.(message.event as Event);
     });
-    void endedPromise.then(reject);
+    // A thread that fails to start posts why, then ends; its end can be seen before that last
+    // message is read: give the message a moment to win, so the caller gets the real reason.
+    void endedPromise.then((error) => setTimeout(() => reject(error), 200));
   }).catch(async (error: unknown) => {
     await worker.terminate();
     throw error;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -24,6 +24,7 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
   let s3: S3Client;
   let env: NodeJS.ProcessEnv;
   let workers: CliProcess[] = [];
+  let bodies: Map<string, Buffer>;
   const input = uniqueName("in");
   const output = uniqueName("out");
   // One small, one larger than the 1024-px heatmap bound.
@@ -39,7 +40,7 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
   beforeAll(async () => {
     fixture = await startRunFixture({ buckets: [input, output] });
     ({ env, s3 } = fixture);
-    const bodies = new Map<string, Buffer>();
+    bodies = new Map<string, Buffer>();
     for (const [i, [key, size]] of [...photos].entries())
       bodies.set(key, await makePhoto(size.width, size.height, i + 1));
     await putObjects(s3, input, bodies);
@@ -125,11 +126,34 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
     for (const key of photos.keys()) expect(keys.has(`scores-png/${key.slice(2)}.heatmap.jpg`)).toBe(true);
   });
 
+  it("memscore score --json gives the very Grad-CAM values and score of the S3 record", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "memscore-same-grid-"));
+    try {
+      for (const [key, body] of bodies) await writeFile(join(dir, key.slice(2)), body);
+      const result = await runCli(["score", "--json", dir], env);
+      expect(result.code, result.stderr).toBe(0);
+      const local = new Map(
+        jsonLines<{ file: string; score: number; gradcam: number[][] }>(result.stdout).map((l) => [
+          l.file,
+          l,
+        ]),
+      );
+      for (const key of bodies.keys()) {
+        const name = key.slice(2);
+        const record = JSON.parse((await getBytes(s3, output, `scores-default/${name}.json`)).toString());
+        expect(local.get(name)?.gradcam, name).toEqual(record.gradcam);
+        expect(local.get(name)?.score, name).toBe(record.score);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("memscore score --heatmaps writes overlays in the format asked for", async () => {
     const dir = await mkdtemp(join(tmpdir(), "memscore-formats-"));
     try {
       const images = join(dir, "in");
-      const { mkdir, writeFile } = await import("node:fs/promises");
+      const { mkdir } = await import("node:fs/promises");
       await mkdir(images);
       await writeFile(join(images, "a.jpg"), await makePhoto(300, 200, 5));
       for (const [format, extension] of [

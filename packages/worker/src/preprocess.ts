@@ -201,17 +201,22 @@ export async function prepareImage(
 ): Promise<PreparedImage> {
   const header = await inspectImage(bytes, limits);
   const decoded = await decodeImage(bytes, DECODE_MAX_SIDE, limits);
-  const rgb = await toModelInput(decoded, {
-    inputSize: metadata.inputSize,
-    resize: metadata.resize ?? ORIGINAL_GEOMETRY.resize,
-    resizeKernel: metadata.resizeKernel ?? ORIGINAL_GEOMETRY.resizeKernel,
-  });
-  let heatmapBase = decoded;
-  if (heatmapMaxSide > DECODE_MAX_SIDE && Math.max(header.width, header.height) > DECODE_MAX_SIDE) {
-    // A heatmap larger than the shared decode of a large image needs its own decode.
-    heatmapBase = await decodeImage(bytes, heatmapMaxSide, limits);
-  } else if (Math.max(decoded.width, decoded.height) > heatmapMaxSide) {
-    heatmapBase = await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside");
+  try {
+    const rgb = await toModelInput(decoded, {
+      inputSize: metadata.inputSize,
+      resize: metadata.resize ?? ORIGINAL_GEOMETRY.resize,
+      resizeKernel: metadata.resizeKernel ?? ORIGINAL_GEOMETRY.resizeKernel,
+    });
+    let heatmapBase = decoded;
+    if (heatmapMaxSide > DECODE_MAX_SIDE && Math.max(header.width, header.height) > DECODE_MAX_SIDE) {
+      // A heatmap larger than the shared decode of a large image needs its own decode.
+      heatmapBase = await decodeImage(bytes, heatmapMaxSide, limits);
+    } else if (Math.max(decoded.width, decoded.height) > heatmapMaxSide) {
+      heatmapBase = await resizePixels(decoded, heatmapMaxSide, heatmapMaxSide, "inside");
+    }
+    return { rgb, heatmapBase, ...header };
+  } catch (error) {
+    // A resize that fails on decoded pixels is this image's problem: permanent, never retried.
+    throw error instanceof ImageError ? error : decodeError(error);
   }
-  return { rgb, heatmapBase, ...header };
 }

@@ -1,11 +1,12 @@
 import { access, copyFile, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
-import { MemscoreError } from "@memscore/shared";
+import { type ImageRecord, MemscoreError } from "@memscore/shared";
 import type { LocalImageFile } from "./local-files.js";
 import type { ModelMetadata } from "./model-metadata.js";
 import type { FailedFile } from "./pipeline-protocol.js";
 import { encodeRgbPng } from "./png-encoder.js";
 import { DECODE_MAX_SIDE, prepareImage } from "./preprocess.js";
+import { recordModel } from "./run-model.js";
 import { fileFailure, readImageFile } from "./score-image.js";
 
 /** Written next to the images: which model's geometry and normalisation they were made for. */
@@ -28,14 +29,7 @@ export type PreprocessModel = Pick<
 
 /** The manifest's content (snake_case, read by model/preprocess.py). */
 export interface PreprocessManifest {
-  model: {
-    name: string;
-    version: string;
-    sha256: string;
-    trained: boolean;
-    training_data: string;
-    license: string;
-  };
+  model: ImageRecord["model"];
   input_size: number;
   resize: "stretch" | "stretch-crop";
   resize_size: number | null;
@@ -72,14 +66,7 @@ export function preprocessedPath(outDir: string, name: string): string {
 
 function manifestFor(model: PreprocessModel): PreprocessManifest {
   return {
-    model: {
-      name: model.name,
-      version: model.version,
-      sha256: model.sha256,
-      trained: model.trained,
-      training_data: model.trainingData,
-      license: model.license,
-    },
+    model: recordModel(model),
     input_size: model.inputSize,
     resize: model.resize.kind,
     resize_size: model.resize.kind === "stretch-crop" ? model.resize.resizeSize : null,

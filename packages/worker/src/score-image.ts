@@ -31,6 +31,7 @@ import type {
   StageSeconds,
 } from "./pipeline-protocol.js";
 import { inputCoverage, prepareImage, rgbToTensor } from "./preprocess.js";
+import { recordModel } from "./run-model.js";
 import type { Stage } from "./stage-timings.js";
 
 /**
@@ -63,17 +64,6 @@ export function rowFromRecord(record: ImageRecord): ResultRow {
     error_reason: String(record.error?.reason ?? "unknown"),
     error_message: record.error?.message ?? "",
     model_sha256: record.model.sha256,
-  };
-}
-
-function modelSummary(model: ModelInfo): ImageRecord["model"] {
-  return {
-    name: model.name,
-    version: model.version,
-    sha256: model.sha256,
-    trained: model.trained,
-    training_data: model.trainingData,
-    license: model.license,
   };
 }
 
@@ -188,7 +178,7 @@ export class ImageScorer {
     const { image } = task;
     const base = {
       uri: image.uri,
-      model: modelSummary(this.model),
+      model: recordModel(this.model),
       run_id: task.runId,
       started_at: new Date().toISOString(),
     };

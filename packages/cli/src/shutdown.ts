@@ -1,5 +1,5 @@
 import { constants } from "node:os";
-import type { Logger } from "@memscore/shared";
+import type { Logger, StopOptions } from "@memscore/shared";
 
 /**
  * The longest a forced stop may take before the process exits anyway. Cleanup talks to Redis and
@@ -8,18 +8,18 @@ import type { Logger } from "@memscore/shared";
 export const FORCED_STOP_EXIT_MS = 10_000;
 
 /**
- * Two-stage shutdown for long-running commands. The first SIGTERM/SIGINT starts `graceful`; a
- * second signal starts `forced`. Resolves with the exit code a shell expects after that signal
- * (128 + signal number), once the stop has finished. A forced stop that has not finished within
- * {@link FORCED_STOP_EXIT_MS} (or a graceful one within `gracefulTimeoutMs` plus that) exits the
- * process with the same code: whatever a server that has gone away is doing, the process ends.
+ * Two-stage shutdown for long-running commands, over a service's {@link StopOptions} stop. The
+ * first SIGTERM/SIGINT starts a graceful stop with `drainTimeoutMs`; a second signal a forced
+ * one. Resolves with the exit code a shell expects after that signal (128 + signal number), once
+ * the stop has finished. A forced stop that has not finished within {@link FORCED_STOP_EXIT_MS}
+ * (or a graceful one within `drainTimeoutMs` plus that) exits the process with the same code:
+ * whatever a server that has gone away is doing, the process ends.
  */
 export function installShutdownHandlers(options: {
   logger: Logger;
-  graceful: () => Promise<void>;
-  forced: () => Promise<void>;
-  /** The graceful stop's own drain deadline, after which it turns forced. @defaultValue none */
-  gracefulTimeoutMs?: number;
+  stop: (options: StopOptions) => Promise<void>;
+  /** The graceful stop's drain deadline, after which it turns forced. */
+  drainTimeoutMs: number;
 }): Promise<number> {
   return new Promise((resolve) => {
     let signals = 0;
@@ -34,13 +34,12 @@ export function installShutdownHandlers(options: {
       const code = 128 + (constants.signals[signal] ?? 15);
       if (signals === 1) {
         options.logger.info("shutting down gracefully (send the signal again to force)", { signal });
-        if (options.gracefulTimeoutMs !== undefined)
-          exitAfter(options.gracefulTimeoutMs + FORCED_STOP_EXIT_MS, code);
-        void options.graceful().then(() => resolve(code));
+        exitAfter(options.drainTimeoutMs + FORCED_STOP_EXIT_MS, code);
+        void options.stop({ graceful: true, timeoutMs: options.drainTimeoutMs }).then(() => resolve(code));
       } else if (signals === 2) {
         options.logger.warn("forced shutdown", { signal });
         exitAfter(FORCED_STOP_EXIT_MS, code);
-        void options.forced().then(() => resolve(code));
+        void options.stop({ graceful: false }).then(() => resolve(code));
       }
     };
     process.on("SIGTERM", onSignal);

@@ -1,5 +1,10 @@
 import { MessageChannel, type MessagePort } from "node:worker_threads";
-import { type ExecutionProviderChoice, type Logger, silentLogger } from "@memscore/shared";
+import {
+  type ExecutionProviderChoice,
+  type Logger,
+  type MemscoreConfig,
+  silentLogger,
+} from "@memscore/shared";
 import type {
   ConnectMessage,
   InferenceEvent,
@@ -24,6 +29,22 @@ export interface InferenceEngineOptions {
   /** Receives every batch's size (images) and inference time (seconds), for metrics. */
   onBatch?: (images: number, seconds: number) => void;
   logger?: Logger;
+}
+
+/** The engine a config asks for: provider, device, ONNX Runtime threads and batching. */
+export function engineOptions(
+  config: MemscoreConfig,
+  extra: Pick<InferenceEngineOptions, "onBatch" | "logger"> = {},
+): InferenceEngineOptions {
+  return {
+    provider: config.provider,
+    cudaDeviceId: config.cudaDeviceId,
+    intraOpThreads: config.intraOpThreads,
+    threadSpinning: config.ortThreadSpinning,
+    batchSize: config.batchSize,
+    maxBatchDelayMs: config.maxBatchDelayMs,
+    ...extra,
+  };
 }
 
 /** Engine counters, as of the last batch. */

@@ -1,5 +1,5 @@
 import { describeError, type HeatmapFormat, type Logger, type MemscoreConfig } from "@memscore/shared";
-import { InferenceEngine } from "./inference-engine.js";
+import { engineOptions, InferenceEngine } from "./inference-engine.js";
 import type { LocalImageFile } from "./local-files.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { PipelinePool, pipelineSettings } from "./pipeline-pool.js";
@@ -30,15 +30,7 @@ export class LocalScorer {
   ) {}
 
   static async start(config: MemscoreConfig, modelPath: string, logger: Logger): Promise<LocalScorer> {
-    const engine = await InferenceEngine.start(modelPath, {
-      provider: config.provider,
-      cudaDeviceId: config.cudaDeviceId,
-      intraOpThreads: config.intraOpThreads,
-      threadSpinning: config.ortThreadSpinning,
-      batchSize: config.batchSize,
-      maxBatchDelayMs: config.maxBatchDelayMs,
-      logger,
-    });
+    const engine = await InferenceEngine.start(modelPath, engineOptions(config, { logger }));
     try {
       const pipeline = await PipelinePool.start({
         threads: config.pipelineThreads,

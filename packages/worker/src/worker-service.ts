@@ -25,7 +25,7 @@ import type { Redis } from "ioredis";
 import sharp from "sharp";
 import { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 import { type ChunkContext, processChunk } from "./chunk-processor.js";
-import { InferenceEngine } from "./inference-engine.js";
+import { engineOptions, InferenceEngine } from "./inference-engine.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
 import { PipelinePool, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
@@ -150,16 +150,10 @@ export class WorkerService {
     const storage = Storage.fromConfig(config);
     const modelPath = await resolveModelFile(config, storage, logger);
     // Inference runs in its own thread, fed straight by the pipeline threads.
-    const engine = await InferenceEngine.start(modelPath, {
-      provider: config.provider,
-      cudaDeviceId: config.cudaDeviceId,
-      intraOpThreads: config.intraOpThreads,
-      threadSpinning: config.ortThreadSpinning,
-      batchSize: config.batchSize,
-      maxBatchDelayMs: config.maxBatchDelayMs,
-      ...(metrics && { onBatch: metrics.observeBatch }),
-      logger,
-    });
+    const engine = await InferenceEngine.start(
+      modelPath,
+      engineOptions(config, { logger, ...(metrics && { onBatch: metrics.observeBatch }) }),
+    );
     if (!engine.info.trained && modelPath !== BUNDLED_MODEL_PATH) {
       logger.warn("the model is untrained (memscore.trained=false): its scores are not memorability", {
         model: engine.info.name,

@@ -133,8 +133,7 @@ export async function producerCommand(args: string[]): Promise<number> {
   };
   return installShutdownHandlers({
     logger,
-    gracefulTimeoutMs: shutdownTimeout,
-    graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
-    forced: () => stop({ graceful: false }),
+    stop,
+    drainTimeoutMs: shutdownTimeout,
   });
 }

@@ -122,8 +122,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   };
   return installShutdownHandlers({
     logger,
-    gracefulTimeoutMs: shutdownTimeout,
-    graceful: () => stop({ graceful: true, timeoutMs: shutdownTimeout }),
-    forced: () => stop({ graceful: false }),
+    stop,
+    drainTimeoutMs: shutdownTimeout,
   });
 }

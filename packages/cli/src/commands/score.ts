@@ -17,9 +17,9 @@ options:
   --provider NAME           auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
   --cuda-device N           GPU of the cuda provider (default: MEMSCORE_CUDA_DEVICE_ID, else 0)
   --batch-size N            images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
-  --threads N               ONNX Runtime intra-op threads (default: the core count)
+  --threads N               ONNX Runtime intra-op threads (default: usable cores)
   --pipeline-threads N      threads reading, decoding and rendering (MEMSCORE_PIPELINE_THREADS,
-                            default: the core count)
+                            default: usable cores, the container's CPU limit or the core count)
 
 Exit code: 0 if at least one image was scored, 1 if every image failed, 2 on bad usage.`;
 

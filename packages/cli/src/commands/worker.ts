@@ -21,10 +21,10 @@ options:
   --max-batch-delay-ms MS    wait for a fuller batch at most this long (MEMSCORE_MAX_BATCH_DELAY_MS, default 20)
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --cuda-device N            GPU of the cuda provider (MEMSCORE_CUDA_DEVICE_ID, default 0)
-  --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: core count)
+  --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: usable cores)
   --decode-threads N         libvips threads per decode/render (MEMSCORE_DECODE_THREADS, default 1)
   --pipeline-threads N       threads carrying images through fetch, decode, render and put, each with its
-                             own S3 client (MEMSCORE_PIPELINE_THREADS, default: core count)
+                             own S3 client (MEMSCORE_PIPELINE_THREADS, default: usable cores)
   --heatmap-quality Q        JPEG/WebP heatmap quality 1-100 (MEMSCORE_HEATMAP_QUALITY, default 85); the
                              heatmap format is the run's (memscore enqueue --heatmap-format)
   --max-images-in-flight N   images between fetch and put; bounds memory (MEMSCORE_MAX_IMAGES_IN_FLIGHT,
@@ -42,9 +42,10 @@ options:
 
 thread budget: inference runs in its own thread with --threads ONNX Runtime threads, fed straight
 by --pipeline-threads pipeline threads; the main thread only takes chunk jobs and writes their
-results. Decode and encode run on libuv's pool (UV_THREADPOOL_SIZE, default: the core count)
-with --decode-threads libvips threads each. On a CPU-only machine keep --threads at the core
-count and --decode-threads at 1 so image work does not crowd out inference.
+results. Decode and encode run on libuv's pool (UV_THREADPOOL_SIZE, default: the core count, at
+least 4) with --decode-threads libvips threads each. Usable cores are the container's CPU limit
+when it has one, else the core count. On a CPU-only machine keep --threads at the usable cores
+and --decode-threads at 1 so image work does not crowd out inference.
 ONNX Runtime's threads do not busy-wait between operators unless MEMSCORE_ORT_THREAD_SPINNING=true
 (spinning is faster for inference alone and slower next to decode and rendering).`;
 

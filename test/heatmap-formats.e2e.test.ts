@@ -126,7 +126,7 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
     for (const key of photos.keys()) expect(keys.has(`scores-png/${key.slice(2)}.heatmap.jpg`)).toBe(true);
   });
 
-  it("memscore score --json gives the very Grad-CAM values and score of the S3 record", async () => {
+  it("memscore score --json gives the S3 record's Grad-CAM values and score, to within float rounding", async () => {
     const dir = await mkdtemp(join(tmpdir(), "memscore-same-grid-"));
     try {
       for (const [key, body] of bodies) await writeFile(join(dir, key.slice(2)), body);
@@ -141,8 +141,18 @@ describe("heatmap formats (jpeg default, png, webp, none)", () => {
       for (const key of bodies.keys()) {
         const name = key.slice(2);
         const record = JSON.parse((await getBytes(s3, output, `scores-default/${name}.json`)).toString());
-        expect(local.get(name)?.gradcam, name).toEqual(record.gradcam);
-        expect(local.get(name)?.score, name).toBe(record.score);
+        const mine = local.get(name);
+        expect(mine?.gradcam, name).toHaveLength(record.gradcam.length);
+        // The worker and memscore score batch these images differently, and ONNX Runtime's sums
+        // over another batch shape can move the last of the six printed digits (seen in CI), so
+        // the values must agree to 1e-5 rather than exactly.
+        const cells = record.gradcam.flat() as number[];
+        const mineCells = mine?.gradcam.flat() ?? [];
+        expect(
+          Math.max(...cells.map((v, i) => Math.abs(v - (mineCells[i] ?? Number.NaN)))),
+          name,
+        ).toBeLessThan(1e-5);
+        expect(Math.abs((mine?.score ?? Number.NaN) - record.score), name).toBeLessThan(1e-5);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

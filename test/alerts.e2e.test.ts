@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "@memscore/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CliProcess,
   type CliResult,
+  metricsPortOf,
   runCli,
   startProducerProcess,
   startWorkerProcess,
@@ -97,14 +97,15 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
   /** What fires now, as "alert {labels} value", so a failure says what fired. */
   const firingNow = async () =>
     (await firing()).map((a) => `${a.labels.alertname} ${JSON.stringify(a.labels)} value ${a.value}`).sort();
-  const startWorker = () => {
-    worker = startWorkerProcess({ ...fixture.env, MEMSCORE_METRICS_PORT: String(workerPort) }, [
-      "--concurrency",
-      "2",
-      "--batch-size",
-      "4",
-    ]);
+  /**
+   * Starts a worker on a port it binds itself (port 0) and returns once it serves, so no other
+   * process can take the port first; a restarted worker gets a new port, as a new pod gets a new
+   * address.
+   */
+  const startWorker = async () => {
+    worker = startWorkerProcess(fixture.env, ["--concurrency", "2", "--batch-size", "4"]);
     processes.push(worker);
+    workerPort = await metricsPortOf(worker);
   };
   const enqueue = (runId: string, wait: boolean): Promise<CliResult> =>
     runCli(
@@ -149,16 +150,15 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
     };
 
     dir = await mkdtemp(join(tmpdir(), "memscore-alerts-"));
-    workerPort = await freePort();
-    producerPort = await freePort();
+    producer = startProducerProcess(fixture.env);
+    processes.push(producer);
+    producerPort = await metricsPortOf(producer);
+    await startWorker();
     prometheus = await startPrometheus({
       jobs: { memscore: [producerTarget(), workerTarget()] },
       ruleFiles: [await rulesWithShortFor(dir)],
       scrapeInterval: `${INTERVAL_S}s`,
     });
-    producer = startProducerProcess({ ...fixture.env, MEMSCORE_METRICS_PORT: String(producerPort) });
-    processes.push(producer);
-    startWorker();
   });
 
   afterAll(async () => {
@@ -281,7 +281,7 @@ describe("alerts and autoscaling on a real scrape (Prometheus, worker, producer 
   });
 
   it("resolves once a worker is back and has drained the queue", async () => {
-    startWorker();
+    await startWorker();
     await prometheus.setTargets("memscore", [workerTarget()]);
     await settle(
       `up{component="worker"} == 1 and on() max(memscore_queue_jobs{state="waiting"}) == 0 and on() max(memscore_queue_jobs{state="active"}) == 0`,

@@ -1,9 +1,9 @@
-import { freePort } from "@memscore/cli";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CliProcess,
   logLines,
+  metricsPortOf,
   runCli,
   startProducerProcess,
   startWorkerProcess,
@@ -86,9 +86,10 @@ describe("a Redis whose ACL refuses CLIENT LIST", () => {
   });
 
   it("exports every queue gauge but the worker count, warns once, and still runs the pipeline", async () => {
-    const metricsPort = await freePort();
-    const producer = startProducerProcess({ ...env, MEMSCORE_METRICS_PORT: String(metricsPort) });
+    const producer = startProducerProcess(env);
     processes.push(producer);
+    // Bound by the producer itself (port 0), so no other process can take it first.
+    const metricsPort = await metricsPortOf(producer);
     const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const readyz = async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status;
     await sleepUntil(async () => (await readyz()) === 200, {

@@ -1,10 +1,16 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "@memscore/cli";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliProcess, logLines, runCli, startProducerProcess, stopProcesses } from "./support/cli.js";
+import {
+  type CliProcess,
+  logLines,
+  metricsPortOf,
+  runCli,
+  startProducerProcess,
+  stopProcesses,
+} from "./support/cli.js";
 import { type RunFixture, startRunFixture } from "./support/run-fixture.js";
 import { sleepUntil, uniqueName } from "./support/services.js";
 
@@ -37,11 +43,8 @@ describe("schedules applied from a file at producer start", () => {
   };
 
   /** Starts a producer with the file, waits until it is ready and returns its "applied" log entry. */
-  const startWithFile = async (metricsPort = 0) => {
-    const producer = startProducerProcess({ ...fixture.env, MEMSCORE_METRICS_PORT: String(metricsPort) }, [
-      "--schedules",
-      file,
-    ]);
+  const startWithFile = async () => {
+    const producer = startProducerProcess(fixture.env, ["--schedules", file]);
     producers.push(producer);
     await sleepUntil(() => logLines(producer.output(), "schedules applied from file").length > 0, {
       what: "logLines(producer.output(), 'schedules applied from file').length > 0",
@@ -85,8 +88,9 @@ describe("schedules applied from a file at producer start", () => {
     expect(adhoc.code, adhoc.stderr).toBe(0);
 
     await writeSchedules(`schedules:${nightly("30 2 * * *")}${inbox}\n`);
-    const metricsPort = await freePort();
-    const first = await startWithFile(metricsPort);
+    const first = await startWithFile();
+    // Bound by the producer itself (port 0), so no other process can take it first.
+    const metricsPort = await metricsPortOf(first.producer);
     expect(first.applied).toMatchObject({
       added: ["photos-nightly", "inbox"],
       updated: [],

@@ -1,6 +1,5 @@
 export {
   findRedisServer,
-  freePort,
   LOCAL_S3_ACCESS_KEY_ID,
   LOCAL_S3_SECRET_ACCESS_KEY,
   type LocalRedis,

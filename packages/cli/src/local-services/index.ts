@@ -1,4 +1,3 @@
-export { freePort } from "./free-port.js";
 export { findRedisServer, type LocalRedis, type LocalRedisOptions, startLocalRedis } from "./local-redis.js";
 export {
   LOCAL_S3_ACCESS_KEY_ID,

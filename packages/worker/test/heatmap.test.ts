@@ -7,6 +7,7 @@ import {
   encodeHeatmap,
   inputCoverage,
   normaliseGrid,
+  overlayHeatmap,
   renderHeatmap,
   upsampleGrid,
 } from "../src/index.js";
@@ -56,6 +57,11 @@ describe("renderHeatmap", () => {
       }
     }
     expect(data.equals(expected)).toBe(true);
+    // Pixels that do not start on a 4-byte boundary take the byte-wise path: the same bytes.
+    const unaligned = Buffer.alloc(base.length + 1).subarray(1);
+    base.copy(unaligned);
+    overlayHeatmap(unaligned, 333, 211, normaliseGrid(grid), 7, 0.5, unaligned);
+    expect(unaligned.equals(expected)).toBe(true);
   });
 });
 

@@ -115,7 +115,7 @@ function upsampleThenBlend(data, gradcam, gridSize, w, h) {
 const decoded = [];
 for (const body of bodies) decoded.push(await decodeOnce(body));
 const grid = normaliseGrid(cam);
-const overlays = decoded.map(({ data, info }) => overlayHeatmap(data, info.width, info.height, grid, 7, 0.5));
+const overlays = decoded.map(({ data, info }) => overlayHeatmap(data, info.width, info.height, grid, 7));
 for (const [i, { data, info }] of decoded.entries()) {
   const overlay = overlays[i] ?? Buffer.alloc(0);
   if (!legacyOverlay(data, cam, 7, info.width, info.height).equals(overlay))
@@ -161,9 +161,11 @@ await add("overlay, upsample then blend table (second)", async (i) => {
   const { data, info } = decoded[i];
   upsampleThenBlend(data, cam, 7, info.width, info.height);
 });
-await add("overlay, fused (heatmap.ts now)", async (i) => {
-  const { data, info } = decoded[i];
-  overlayHeatmap(data, info.width, info.height, normaliseGrid(cam), 7, 0.5);
+// The worker draws in place on the decoded pixels (renderHeatmap): no frame-sized allocation.
+const canvases = decoded.map(({ data }) => Buffer.from(data));
+await add("overlay, heatmap.ts now (in place)", async (i) => {
+  const { info } = decoded[i];
+  overlayHeatmap(canvases[i], info.width, info.height, normaliseGrid(cam), 7, canvases[i]);
 });
 for (const format of ["jpeg", "webp"]) {
   await add(`${format.toUpperCase()} encode q85 (encodeHeatmap)`, async (i) => {

@@ -1,6 +1,6 @@
 import type { HeatmapFileFormat } from "@memscore/shared";
 import sharp from "sharp";
-import { TURBO_LUT } from "./colormap.js";
+import { blendRows } from "./overlay-kernel.js";
 import { encodeRgbPng } from "./png-encoder.js";
 import type { PreparedImage, RgbImage } from "./preprocess.js";
 
@@ -80,109 +80,12 @@ export function upsampleGrid(
 }
 
 /**
- * The blended value of every (heat level, image byte) pair, one table per channel:
- * round(image × (1 − alpha) + Turbo(level)[channel] × alpha), indexed level × 256 + image.
- * Colour-mapping and blending become one look-up per channel (3 × 64 KiB, kept per alpha).
- */
-const overlayTables = new Map<number, [Uint8Array, Uint8Array, Uint8Array]>();
-function overlayTable(alpha: number): [Uint8Array, Uint8Array, Uint8Array] {
-  let tables = overlayTables.get(alpha);
-  if (!tables) {
-    const channel = (c: number) => {
-      const table = new Uint8Array(256 * 256);
-      for (let level = 0; level < 256; level++) {
-        const colour = TURBO_LUT[level * 3 + c] as number;
-        for (let d = 0; d < 256; d++) table[level * 256 + d] = Math.round(d * (1 - alpha) + colour * alpha);
-      }
-      return table;
-    };
-    tables = [channel(0), channel(1), channel(2)];
-    if (overlayTables.size >= 8) overlayTables.clear();
-    overlayTables.set(alpha, tables);
-  }
-  return tables;
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** Turbo as one little-endian word per level: red | green << 8 | blue << 16. */
-const TURBO_WORDS = Uint32Array.from(
-  { length: 256 },
-  (_, level) =>
-    (TURBO_LUT[level * 3] as number) |
-    ((TURBO_LUT[level * 3 + 1] as number) << 8) |
-    ((TURBO_LUT[level * 3 + 2] as number) << 16),
-);
-
-/** Per-pixel heat levels, reused between images of this thread (one byte per pixel). */
-let levelScratch = new Uint8Array(0);
-
-/**
- * The default blend, round((image + colour) / 2), which is (image + colour + 1) >> 1 per byte,
- * four bytes at a time: (a | b) − (((a ^ b) >> 1) & 0x7f7f7f7f) on 32-bit words is that average in
- * every byte lane. Four RGB pixels are three words, so the colours of four pixels are packed into
- * three words from {@link TURBO_WORDS} and blended with three reads and three writes, where the
- * byte loop did twelve of each (half the overlay's CPU, bench/cpu-per-image.mjs). The heat levels
- * are computed first, one pass, as the byte loop computed them; identical bytes.
- */
-function blendHalfSwar(
-  rgb: Uint8Array,
-  width: number,
-  height: number,
-  along: Float64Array[],
-  rows: { lo: Int32Array; hi: Int32Array; w: Float64Array },
-  out: Uint8Array,
-): void {
-  const pixels = width * height;
-  if (levelScratch.length < pixels) levelScratch = new Uint8Array(pixels);
-  const levels = levelScratch;
-  for (let y = 0, i = 0; y < height; y++) {
-    const top = along[rows.lo[y] as number] as Float64Array;
-    const bottom = along[rows.hi[y] as number] as Float64Array;
-    const fy = rows.w[y] as number;
-    const fTop = 1 - fy;
-    for (let x = 0; x < width; x++, i++) {
-      // heat·255 of a float32 heat is exact in float64, so adding 0.5 and truncating is Math.round.
-      levels[i] = (Math.fround((top[x] as number) * fTop + (bottom[x] as number) * fy) * 255 + 0.5) | 0;
-    }
-  }
-  const groups = pixels >> 2;
-  const src = new Uint32Array(rgb.buffer, rgb.byteOffset, groups * 3);
-  const dst = new Uint32Array(out.buffer, out.byteOffset, groups * 3);
-  for (let g = 0, i = 0, w = 0; g < groups; g++, i += 4, w += 3) {
-    const c0 = TURBO_WORDS[levels[i] as number] as number;
-    const c1 = TURBO_WORDS[levels[i + 1] as number] as number;
-    const c2 = TURBO_WORDS[levels[i + 2] as number] as number;
-    const c3 = TURBO_WORDS[levels[i + 3] as number] as number;
-    const b0 = c0 | (c1 << 24);
-    const b1 = (c1 >>> 8) | (c2 << 16);
-    const b2 = (c2 >>> 16) | (c3 << 8);
-    const a0 = src[w] as number;
-    const a1 = src[w + 1] as number;
-    const a2 = src[w + 2] as number;
-    dst[w] = (a0 | b0) - (((a0 ^ b0) >>> 1) & 0x7f7f7f7f);
-    dst[w + 1] = (a1 | b1) - (((a1 ^ b1) >>> 1) & 0x7f7f7f7f);
-    dst[w + 2] = (a2 | b2) - (((a2 ^ b2) >>> 1) & 0x7f7f7f7f);
-  }
-  // The last pixels of an image whose pixel count is not a multiple of four, byte by byte.
-  for (let i = groups * 4, p = i * 3; i < pixels; i++, p += 3) {
-    const colour = (levels[i] as number) * 3;
-    out[p] = ((rgb[p] as number) + (TURBO_LUT[colour] as number) + 1) >> 1;
-    out[p + 1] = ((rgb[p + 1] as number) + (TURBO_LUT[colour + 1] as number) + 1) >> 1;
-    out[p + 2] = ((rgb[p + 2] as number) + (TURBO_LUT[colour + 2] as number) + 1) >> 1;
-  }
-}
-
-/**
- * Blends the colour-mapped grid over RGB pixels: each pixel's heat is the grid upsampled
- * bilinearly ({@link upsampleGrid}'s sampling, rounded to float32 as it stores values, so the
- * bytes are the same), looked up in Turbo and blended with weight `alpha`. Fused into one pass
- * with the grid interpolated along x once per grid row, because the per-pixel work of a separate
- * upsample (a 4-byte-per-pixel array, four reads and three multiply-adds) was most of the overlay's
- * CPU; colour map and blend are one table look-up per channel, or at the default alpha of 0.5
- * word-wide arithmetic ({@link blendHalfSwar}). `out` may be `rgb` itself (each
- * byte is read before it is written): the renderer blends in place, saving a frame-sized
- * allocation per image and the garbage collections it causes.
+ * Blends the colour-mapped grid over RGB pixels, half and half: each pixel's heat is the grid
+ * upsampled bilinearly ({@link upsampleGrid}'s sampling, rounded to float32 as it stores values,
+ * so the bytes are the same), looked up in Turbo, and the pixel becomes round((pixel + colour) / 2)
+ * per channel. The grid is interpolated along x once per grid row here; the per-pixel work runs in
+ * the WebAssembly kernel ({@link blendRows}). `out` may be `rgb` itself: the renderer blends in
+ * place, saving a frame-sized allocation per image and the garbage collections it causes.
  */
 export function overlayHeatmap(
   rgb: Uint8Array,
@@ -190,7 +93,6 @@ export function overlayHeatmap(
   height: number,
   grid: Float32Array,
   gridSize: number,
-  alpha: number,
   out: Uint8Array = Buffer.allocUnsafe(width * height * 3),
   coverage: GridCoverage = WHOLE_AXIS,
 ): Uint8Array {
@@ -212,29 +114,11 @@ export function overlayHeatmap(
     }
     return line;
   });
-  if (alpha === 0.5 && LITTLE_ENDIAN && rgb.byteOffset % 4 === 0 && out.byteOffset % 4 === 0) {
-    blendHalfSwar(rgb, width, height, along, rows, out);
-    return out;
-  }
-  const [red, green, blue] = overlayTable(alpha);
-  for (let y = 0, p = 0; y < height; y++) {
-    const top = along[rows.lo[y] as number] as Float64Array;
-    const bottom = along[rows.hi[y] as number] as Float64Array;
-    const fy = rows.w[y] as number;
-    for (let x = 0; x < width; x++, p += 3) {
-      const heat = Math.fround((top[x] as number) * (1 - fy) + (bottom[x] as number) * fy);
-      const level = Math.round(heat * 255) << 8;
-      out[p] = red[level | (rgb[p] as number)] as number;
-      out[p + 1] = green[level | (rgb[p + 1] as number)] as number;
-      out[p + 2] = blue[level | (rgb[p + 2] as number)] as number;
-    }
-  }
+  blendRows(rgb, width, height, along, rows, out);
   return out;
 }
 
 export interface HeatmapOptions {
-  /** Weight of the colour map in the blend. @defaultValue 0.5 */
-  alpha?: number;
   /** @defaultValue "jpeg" */
   format?: HeatmapFileFormat;
   /** JPEG and WebP quality, 1–100. @defaultValue 85 */
@@ -266,7 +150,7 @@ export async function encodeHeatmap(
 
 /**
  * Renders the Grad-CAM overlay for one decoded image ({@link PreparedImage.heatmapBase}): the
- * normalised grid upsampled to it, colour-mapped with Turbo and alpha-blended on top, encoded
+ * normalised grid upsampled to it, colour-mapped with Turbo and blended on top, encoded
  * in `options.format`. The blend is drawn into `image.data` itself: the caller's pixels become
  * the overlay.
  */
@@ -277,15 +161,6 @@ export async function renderHeatmap(
   options: HeatmapOptions = {},
 ): Promise<Buffer> {
   const { data, width, height } = image;
-  overlayHeatmap(
-    data,
-    width,
-    height,
-    normaliseGrid(gradcam),
-    gridSize,
-    options.alpha ?? 0.5,
-    data,
-    options.coverage ?? WHOLE_AXIS,
-  );
+  overlayHeatmap(data, width, height, normaliseGrid(gradcam), gridSize, data, options.coverage ?? WHOLE_AXIS);
   return encodeHeatmap(data, width, height, options.format ?? "jpeg", options.quality ?? 85);
 }

@@ -57,10 +57,12 @@ describe("renderHeatmap", () => {
       }
     }
     expect(data.equals(expected)).toBe(true);
-    // Pixels that do not start on a 4-byte boundary take the byte-wise path: the same bytes.
+    // Pixels at any byte offset, drawn after a larger image has grown the kernel's memory: the
+    // same bytes again.
+    overlayHeatmap(Buffer.alloc(1024 * 768 * 3), 1024, 768, normaliseGrid(grid), 7);
     const unaligned = Buffer.alloc(base.length + 1).subarray(1);
     base.copy(unaligned);
-    overlayHeatmap(unaligned, 333, 211, normaliseGrid(grid), 7, 0.5, unaligned);
+    overlayHeatmap(unaligned, 333, 211, normaliseGrid(grid), 7, unaligned);
     expect(unaligned.equals(expected)).toBe(true);
   });
 });

@@ -159,7 +159,9 @@ await add("before: the same resize by a sharp call", async (i) => {
 });
 await add("before: the model's own decode to 224", async (i) => void (await previousModelDecode(bodies[i])));
 const modelRgb = await previousModelDecode(bodies[0]);
-await add("rgbToTensor", async () => void rgbToTensor(modelRgb, meta));
+// Into a reused tensor, as the worker fills the inference client's spare tensors.
+const tensor = new Float32Array(3 * 224 * 224);
+await add("rgbToTensor", async () => void rgbToTensor(modelRgb, meta, tensor));
 await add("overlay, per-pixel loops (first version)", async (i) => {
   const { data, info } = decoded[i];
   legacyOverlay(data, cam, 7, info.width, info.height);

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Compiles the worker's WebAssembly kernels with wabt and writes each, base64, into the
-// TypeScript module that loads it: src/overlay.wat → src/overlay-wasm.ts (the heatmap overlay)
-// and src/resample.wat → src/resample-wasm.ts (the model input's Lanczos 3 resize). `npm run
+// TypeScript module that loads it: src/overlay.wat → src/overlay-wasm.ts (the heatmap overlay),
+// src/resample.wat → src/resample-wasm.ts (the model input's Lanczos 3 resize) and src/tensor.wat
+// → src/tensor-wasm.ts (the model input's normalisation). `npm run
 // wasm:build` runs this; `--check` only compares and exits 1 when a file is not its source
 // compiled (the worker's tests run that). `--kernel NAME --out FILE` writes or checks one kernel
 // at another path.
 //
-//   node packages/worker/scripts/compile-wasm.mjs [--check] [--kernel overlay|resample --out FILE]
+//   node packages/worker/scripts/compile-wasm.mjs [--check] [--kernel overlay|resample|tensor --out FILE]
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -15,6 +16,7 @@ import wabt from "wabt";
 const KERNELS = {
   overlay: { constant: "OVERLAY_WASM_BASE64" },
   resample: { constant: "RESAMPLE_WASM_BASE64" },
+  tensor: { constant: "TENSOR_WASM_BASE64" },
 };
 const source = (name) => fileURLToPath(new URL(`../src/${name}.wat`, import.meta.url));
 const generated = (name) => fileURLToPath(new URL(`../src/${name}-wasm.ts`, import.meta.url));

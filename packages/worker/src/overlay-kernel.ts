@@ -4,16 +4,10 @@
  */
 import { TURBO_LUT } from "./colormap.js";
 import { OVERLAY_WASM_BASE64 } from "./overlay-wasm.js";
-
-// WebAssembly is a global of Node.js that @types/node 20 leaves out (TypeScript's DOM lib has
-// it): the little of it used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => unknown;
-  Instance: new (module: unknown) => { exports: unknown };
-};
+import { instantiateKernel, type KernelMemory, reserveMemory } from "./wasm-kernel.js";
 
 interface OverlayKernel {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: KernelMemory;
   blendRow(top: number, bottom: number, fy: number, colour: number, pixels: number, width: number): void;
 }
 
@@ -25,8 +19,7 @@ let kernel: OverlayKernel | undefined;
 /** The overlay kernel (overlay.wat), compiled and given the Turbo table once per thread. */
 function overlayKernel(): OverlayKernel {
   if (!kernel) {
-    const module = new WebAssembly.Module(Buffer.from(OVERLAY_WASM_BASE64, "base64"));
-    kernel = new WebAssembly.Instance(module).exports as OverlayKernel;
+    kernel = instantiateKernel<OverlayKernel>(OVERLAY_WASM_BASE64);
     const words = new Uint8Array(kernel.memory.buffer, 0, KERNEL_ALONG_AT);
     for (let level = 0; level < 256; level++)
       words.set(TURBO_LUT.subarray(level * 3, level * 3 + 3), level * 4);
@@ -55,13 +48,10 @@ export function blendRows(
   const colourAt = KERNEL_ALONG_AT + along.length * width * 8;
   const pixelsAt = colourAt + rowBytes + 16;
   const needed = pixelsAt + rowBytes * height;
-  // Grown once to the largest image this thread has drawn (at most 1024² pixels), then reused.
-  if (wasm.memory.buffer.byteLength < needed) {
-    wasm.memory.grow(Math.ceil((needed - wasm.memory.buffer.byteLength) / 65_536));
-  }
-  const alongRows = new Float64Array(wasm.memory.buffer, KERNEL_ALONG_AT, along.length * width);
+  const memory = reserveMemory(wasm.memory, needed);
+  const alongRows = new Float64Array(memory, KERNEL_ALONG_AT, along.length * width);
   for (const [r, line] of along.entries()) alongRows.set(line, r * width);
-  const pixels = new Uint8Array(wasm.memory.buffer, pixelsAt, rowBytes * height);
+  const pixels = new Uint8Array(memory, pixelsAt, rowBytes * height);
   pixels.set(rgb);
   for (let y = 0; y < height; y++) {
     wasm.blendRow(

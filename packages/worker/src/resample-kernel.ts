@@ -5,19 +5,15 @@
  * gives (tested against sharp for every width and height from 224 to 1024). A sharp resize costs
  * about 0.75 CPU-ms per call whatever the image's size (pipeline set-up in libvips: an 8×8 image
  * costs as much); this costs what the arithmetic costs. Sizes it does not reproduce return
- * undefined and the caller asks sharp.
+ * undefined and the caller asks sharp. The tables are those of the libvips that sharp bundles
+ * (8.18); the test compares against sharp itself, so an upgrade that changes its resize fails.
  */
 import type { RgbImage } from "./preprocess.js";
 import { RESAMPLE_WASM_BASE64 } from "./resample-wasm.js";
-
-// WebAssembly is a global of Node.js that @types/node 20 leaves out: the little of it used here.
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => unknown;
-  Instance: new (module: unknown) => { exports: unknown };
-};
+import { instantiateKernel, type KernelMemory, reserveMemory } from "./wasm-kernel.js";
 
 interface ResampleKernel {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: KernelMemory;
   shrinkV2(src: number, rowBytes: number, outRows: number, dst: number): void;
   shrinkH2(src: number, pairs: number, dst: number): void;
   reduceV(
@@ -47,8 +43,7 @@ interface ResampleKernel {
 let kernel: ResampleKernel | undefined;
 
 function resampleKernel(): ResampleKernel {
-  kernel ??= new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(RESAMPLE_WASM_BASE64, "base64")))
-    .exports as ResampleKernel;
+  kernel ??= instantiateKernel<ResampleKernel>(RESAMPLE_WASM_BASE64);
   return kernel;
 }
 
@@ -192,10 +187,7 @@ export function resizeLanczos3(image: RgbImage, width: number, height: number): 
   const padL = (horizontal.n >> 1) + 2;
   const padR = hTaps + 8;
   const scratchAt = take((padL + horizontal.length + padR + 2) * 3);
-  if (wasm.memory.buffer.byteLength < at) {
-    wasm.memory.grow(Math.ceil((at - wasm.memory.buffer.byteLength) / 65_536));
-  }
-  const memory = wasm.memory.buffer;
+  const memory = reserveMemory(wasm.memory, at);
 
   new Uint8Array(memory, srcAt, image.data.length).set(image.data);
   const rowBytes = image.width * 3;

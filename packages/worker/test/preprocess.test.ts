@@ -75,6 +75,45 @@ describe("preprocessing", () => {
     expect(t[1]).toBeCloseTo(-1, 6); // R plane, pixel 1 (black)
   });
 
+  it("normalises bit for bit as the written-out definition: float64 multiply-add, then float32", () => {
+    // The definition rgbToTensor documents (and model/preprocess.py repeats), one value at a time.
+    const reference = (rgb: Uint8Array, size: number, mean: number[], std: number[]) => {
+      const out = new Float32Array(3 * size * size);
+      for (let c = 0; c < 3; c++) {
+        const scale = 1 / (255 * (std[c] as number));
+        const shift = -(mean[c] as number) / (std[c] as number);
+        for (let i = 0; i < size * size; i++)
+          out[c * size * size + i] = (rgb[i * 3 + c] as number) * scale + shift;
+      }
+      return out;
+    };
+    let s = 5;
+    for (const [size, mean, std] of [
+      [224, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]],
+      [227, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]],
+      [7, [0.1, 0.9, 0.33], [0.7, 0.05, 1.3]],
+      [1, [0, 0, 0], [1, 1, 1]],
+    ] as const) {
+      const rgb = new Uint8Array(size * size * 3);
+      for (let i = 0; i < rgb.length; i++) {
+        s = (s * 1103515245 + 12345) >>> 0;
+        rgb[i] = s >>> 24;
+      }
+      rgb.set([0, 255, 128], 0);
+      const expected = reference(rgb, size, [...mean], [...std]);
+      // Written at an offset into a larger batch tensor, as the engine does.
+      const batch = new Float32Array(expected.length * 2 + 5).fill(7);
+      rgbToTensor(rgb, { inputSize: size, mean: [...mean], std: [...std] }, batch, expected.length + 3);
+      const got = batch.subarray(expected.length + 3, 2 * expected.length + 3);
+      expect(
+        Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(expected.buffer)),
+      ).toBe(true);
+      // Nothing outside its place in the batch was touched.
+      expect(batch.subarray(0, expected.length + 3).every((v) => v === 7)).toBe(true);
+      expect(batch.subarray(2 * expected.length + 3).every((v) => v === 7)).toBe(true);
+    }
+  });
+
   it("reports orientation-corrected dimensions and refuses oversized headers before decoding", async () => {
     const portrait = await sharp({ create: { width: 300, height: 200, channels: 3, background: "#123456" } })
       .withMetadata({ orientation: 6 })

@@ -16,9 +16,10 @@ describe("the worker's WebAssembly kernels (npm run wasm:build)", () => {
     const { stdout } = await run(process.execPath, [SCRIPT, "--check"]);
     expect(stdout).toMatch(/overlay-wasm\.ts is overlay\.wat compiled \(\d+ bytes\)/);
     expect(stdout).toMatch(/resample-wasm\.ts is resample\.wat compiled \(\d+ bytes\)/);
+    expect(stdout).toMatch(/tensor-wasm\.ts is tensor\.wat compiled \(\d+ bytes\)/);
   });
 
-  for (const kernel of ["overlay", "resample"]) {
+  for (const kernel of ["overlay", "resample", "tensor"]) {
     it(`reports ${kernel}-wasm.ts stale when it is not the source compiled`, async () => {
       const generated = fileURLToPath(new URL(`../src/${kernel}-wasm.ts`, import.meta.url));
       const stale = join(dir, `${kernel}-wasm.ts`);
@@ -48,6 +49,6 @@ describe("the worker's WebAssembly kernels (npm run wasm:build)", () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(failed?.code).toBe(2);
-    expect(failed?.stderr).toContain("--kernel must be one of overlay, resample");
+    expect(failed?.stderr).toContain("--kernel must be one of overlay, resample, tensor");
   });
 });

@@ -72,20 +72,28 @@ function sinc(x: number): number {
 
 const lanczos3 = (x: number) => (x >= -3 && x <= 3 ? sinc(x) * sinc(x / 3) : 0);
 
+/** Which pass an axis plan is for: reduceV takes taps in pairs, reduceH in fours. */
+type Axis = "vertical" | "horizontal";
+
 /**
- * One axis's resampling plan: the 2:1 box shrink first when libvips does one, then for each
- * output sample its n weights and the input samples they apply to (clamped at the edges, as
- * libvips extends an image by copying its edge).
+ * One axis's resampling plan, built once per size and kept: the 2:1 box shrink first when libvips
+ * does one, then the reduce's tables as the kernel takes them, so a call only copies them in.
  */
 interface AxisPlan {
   box: boolean;
   /** Input length after the box shrink. */
   length: number;
-  /** Weights per output sample; 0 when the reduce is by exactly 1 (no reduce). */
-  n: number;
-  weights: Int32Array;
-  /** First input sample of each output's weights, before clamping (may be negative). */
-  firsts: Int32Array;
+  /** Weights per output sample, padded with zeros to the pass's multiple; 0 when no reduce. */
+  taps: number;
+  /** i16 weights, `taps` per output sample. */
+  weights: Int16Array;
+  /**
+   * Vertical: each weight's input row, clamped at the edges (libvips extends an image by copying
+   * its edge). Horizontal: each output's first input pixel, as a byte offset into the row padded
+   * with `pad` copies of its first pixel (the kernel repeats the edges).
+   */
+  sources: Int32Array;
+  pad: number;
 }
 
 const plans = new Map<string, AxisPlan | undefined>();
@@ -96,17 +104,24 @@ const plans = new Map<string, AxisPlan | undefined>();
  * an output sample's position can fall exactly on the boundary between two of the 64 phases, so
  * that only libvips' own floating-point rounding decides which mask it takes.
  */
-function planAxis(length: number, out: number): AxisPlan | undefined {
-  const key = `${length}/${out}`;
+function planAxis(length: number, out: number, axis: Axis): AxisPlan | undefined {
+  const key = `${axis} ${length}/${out}`;
   if (plans.has(key)) return plans.get(key);
   if (plans.size > 256) plans.clear();
-  const plan = makePlan(length, out);
+  const plan = makePlan(length, out, axis);
   plans.set(key, plan);
   return plan;
 }
 
-function makePlan(length: number, out: number): AxisPlan | undefined {
-  const none = { box: false, length, n: 0, weights: new Int32Array(0), firsts: new Int32Array(0) };
+function makePlan(length: number, out: number, axis: Axis): AxisPlan | undefined {
+  const none = {
+    box: false,
+    length,
+    taps: 0,
+    weights: new Int16Array(0),
+    sources: new Int32Array(0),
+    pad: 0,
+  };
   if (out === length) return none;
   if (out > length) return undefined;
   // sharp asks vips_resize for a scale of 1 / (length / out); libvips inverts it back.
@@ -139,18 +154,21 @@ function makePlan(length: number, out: number): AxisPlan | undefined {
     }
     masks.push(raw.map((l) => Math.trunc((l / sum) * WEIGHT_SCALE)));
   }
-  const weights = new Int32Array(out * n);
-  const firsts = new Int32Array(out);
+  const taps = axis === "vertical" ? (n + 1) & ~1 : (n + 3) & ~3;
+  const pad = axis === "vertical" ? 0 : (n >> 1) + 2;
+  const weights = new Int16Array(out * taps);
+  const sources = new Int32Array(axis === "vertical" ? out * taps : out);
   const back = (n >> 1) - 1;
   for (let o = 0; o < out; o++) {
     // The centre of output sample o in input coordinates, less one: libvips' origin.
     const position = (o + 0.5) * shrink - 1;
-    const whole = Math.floor(position);
+    const first = Math.floor(position) - back;
     const phase = ((Math.floor(position * PHASES * 2) & (PHASES * 2 - 1)) + 1) >> 1;
-    weights.set(masks[phase] as number[], o * n);
-    firsts[o] = whole - back;
+    weights.set(masks[phase] as number[], o * taps);
+    if (axis === "horizontal") sources[o] = (first + pad) * 3;
+    else for (let i = 0; i < taps; i++) sources[o * taps + i] = Math.min(reduced - 1, Math.max(0, first + i));
   }
-  return { box, length: reduced, n, weights, firsts };
+  return { box, length: reduced, taps, weights, sources, pad };
 }
 
 /** Room every kernel function may read or write past the end of a buffer. */
@@ -161,8 +179,8 @@ const SLACK = 16;
  * undefined where this kernel does not reproduce sharp (see planAxis): the caller uses sharp.
  */
 export function resizeLanczos3(image: RgbImage, width: number, height: number): Buffer | undefined {
-  const vertical = planAxis(image.height, height);
-  const horizontal = planAxis(image.width, width);
+  const vertical = planAxis(image.height, height, "vertical");
+  const horizontal = planAxis(image.width, width, "horizontal");
   if (!vertical || !horizontal) return undefined;
   const wasm = resampleKernel();
 
@@ -173,60 +191,42 @@ export function resizeLanczos3(image: RgbImage, width: number, height: number): 
     at = (at + bytes + SLACK + 15) & ~15;
     return start;
   };
-  const vTaps = (vertical.n + 1) & ~1;
-  const vWeightsAt = take(height * vTaps * 2);
-  const vRowsAt = take(height * vTaps * 4);
-  const hTaps = (horizontal.n + 3) & ~3;
-  const hWeightsAt = take(width * hTaps * 2);
-  const hStartsAt = take(width * 4);
+  const vWeightsAt = take(vertical.weights.byteLength);
+  const vRowsAt = take(vertical.sources.byteLength);
+  const hWeightsAt = take(horizontal.weights.byteLength);
+  const hStartsAt = take(horizontal.sources.byteLength);
   const srcAt = take(image.data.length);
   const vBoxAt = vertical.box ? take(image.width * vertical.length * 3) : srcAt;
-  const vOutAt = vertical.n ? take(image.width * height * 3) : vBoxAt;
+  const vOutAt = vertical.taps ? take(image.width * height * 3) : vBoxAt;
   const hBoxAt = horizontal.box ? take(horizontal.length * height * 3) : vOutAt;
-  const dstAt = horizontal.n ? take(width * height * 3) : hBoxAt;
-  const padL = (horizontal.n >> 1) + 2;
-  const padR = hTaps + 8;
-  const scratchAt = take((padL + horizontal.length + padR + 2) * 3);
+  const dstAt = horizontal.taps ? take(width * height * 3) : hBoxAt;
+  const padR = horizontal.taps + 8;
+  const scratchAt = take((horizontal.pad + horizontal.length + padR + 2) * 3);
   const memory = reserveMemory(wasm.memory, at);
 
   new Uint8Array(memory, srcAt, image.data.length).set(image.data);
   const rowBytes = image.width * 3;
   if (vertical.box) wasm.shrinkV2(srcAt, rowBytes, vertical.length, vBoxAt);
-  if (vertical.n) {
-    // Taps in pairs: an odd count gets a zero weight on a valid row.
-    const weights = new Int16Array(memory, vWeightsAt, height * vTaps);
-    const rows = new Int32Array(memory, vRowsAt, height * vTaps);
-    const last = vertical.length - 1;
-    for (let y = 0; y < height; y++) {
-      const first = vertical.firsts[y] as number;
-      for (let i = 0; i < vTaps; i++) {
-        weights[y * vTaps + i] = i < vertical.n ? (vertical.weights[y * vertical.n + i] as number) : 0;
-        rows[y * vTaps + i] = Math.min(last, Math.max(0, first + i)) * rowBytes;
-      }
-    }
-    wasm.reduceV(vBoxAt, rowBytes, vOutAt, height, vTaps, vWeightsAt, vRowsAt);
+  if (vertical.taps) {
+    new Int16Array(memory, vWeightsAt, vertical.weights.length).set(vertical.weights);
+    const rows = new Int32Array(memory, vRowsAt, vertical.sources.length);
+    for (let i = 0; i < rows.length; i++) rows[i] = (vertical.sources[i] as number) * rowBytes;
+    wasm.reduceV(vBoxAt, rowBytes, vOutAt, height, vertical.taps, vWeightsAt, vRowsAt);
   }
   if (horizontal.box) wasm.shrinkH2(vOutAt, (image.width / 2) * height, hBoxAt);
-  if (horizontal.n) {
-    const weights = new Int16Array(memory, hWeightsAt, width * hTaps);
-    weights.fill(0);
-    const starts = new Int32Array(memory, hStartsAt, width);
-    for (let x = 0; x < width; x++) {
-      for (let i = 0; i < horizontal.n; i++) {
-        weights[x * hTaps + i] = horizontal.weights[x * horizontal.n + i] as number;
-      }
-      starts[x] = ((horizontal.firsts[x] as number) + padL) * 3;
-    }
+  if (horizontal.taps) {
+    new Int16Array(memory, hWeightsAt, horizontal.weights.length).set(horizontal.weights);
+    new Int32Array(memory, hStartsAt, horizontal.sources.length).set(horizontal.sources);
     wasm.reduceH(
       hBoxAt,
       horizontal.length,
       height,
       dstAt,
       width,
-      hTaps,
+      horizontal.taps,
       hWeightsAt,
       hStartsAt,
-      padL,
+      horizontal.pad,
       padR,
       scratchAt,
     );

@@ -1,5 +1,6 @@
 import { ImageError } from "@memscore/shared";
 import sharp, { type Metadata, type Sharp } from "sharp";
+import { readJpegHeader } from "./jpeg-header.js";
 import { type ModelMetadata, ORIGINAL_GEOMETRY } from "./model-metadata.js";
 import { resizeLanczos3 } from "./resample-kernel.js";
 import { type ChannelAffine, normaliseRgb } from "./tensor-kernel.js";
@@ -51,26 +52,37 @@ export async function inspectImage(
   limits: DecodeLimits,
 ): Promise<{ width: number; height: number; format: string }> {
   if (bytes.length === 0) throw new ImageError("not_image", "empty file");
-  let meta: Metadata;
-  try {
-    // Header only: no pixels are decoded here, so a decompression bomb costs nothing yet.
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (error) {
-    throw new ImageError("not_image", "not a recognised image format", { cause: error });
-  }
-  const format = meta.format ?? "unknown";
+  // Header only: no pixels are decoded here, so a decompression bomb costs nothing yet. A plain
+  // JPEG's header is read here; every other file is read by libvips.
+  const jpeg = readJpegHeader(bytes);
+  const { format, width, height, orientation } = jpeg ? { format: "jpeg", ...jpeg } : await readHeader(bytes);
   if (!ACCEPTED_FORMATS.has(format)) {
     throw new ImageError("unsupported_format", `${format} is not an accepted photograph format`);
   }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
   if (width < 1 || height < 1) throw new ImageError("decode_failed", "image header has no dimensions");
   if (width * height > limits.maxPixels) {
     throw new ImageError("too_large", `${width}×${height} pixels exceeds the limit of ${limits.maxPixels}`);
   }
   // EXIF orientations 5–8 rotate by 90°: report what a viewer shows.
-  const rotated = (meta.orientation ?? 1) >= 5;
+  const rotated = orientation >= 5;
   return { width: rotated ? height : width, height: rotated ? width : height, format };
+}
+
+async function readHeader(
+  bytes: Buffer,
+): Promise<{ format: string; width: number; height: number; orientation: number }> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw new ImageError("not_image", "not a recognised image format", { cause: error });
+  }
+  return {
+    format: meta.format ?? "unknown",
+    width: meta.width ?? 0,
+    height: meta.height ?? 0,
+    orientation: meta.orientation ?? 1,
+  };
 }
 
 /** sharp options shared by every decode: pixel limit enforced by libvips too, truncation is an error. */

@@ -55,7 +55,9 @@ export async function inspectImage(
   // Header only: no pixels are decoded here, so a decompression bomb costs nothing yet. A plain
   // JPEG's header is read here; every other file is read by libvips.
   const jpeg = readJpegHeader(bytes);
-  const { format, width, height, orientation } = jpeg ? { format: "jpeg", ...jpeg } : await readHeader(bytes);
+  const { format, width, height, orientation } = jpeg
+    ? { format: "jpeg", ...jpeg }
+    : await libvipsHeader(bytes);
   if (!ACCEPTED_FORMATS.has(format)) {
     throw new ImageError("unsupported_format", `${format} is not an accepted photograph format`);
   }
@@ -68,7 +70,8 @@ export async function inspectImage(
   return { width: rotated ? height : width, height: rotated ? width : height, format };
 }
 
-async function readHeader(
+/** Format, size and EXIF orientation of any image libvips can open, from its header alone. */
+async function libvipsHeader(
   bytes: Buffer,
 ): Promise<{ format: string; width: number; height: number; orientation: number }> {
   let meta: Metadata;

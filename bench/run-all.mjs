@@ -140,8 +140,20 @@ const tinyOptions = {
 };
 const tinyOne = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 1 });
 const tinyTwo = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 2 });
+/** Share of the cores' time that the worker, the producer and the S3 server used during a run. */
+const busyShare = (e) => {
+  const c = e.cpuMsPerImage;
+  return (c.workerProcess + c.producer + (c.s3Server ?? 0)) / c.available;
+};
+// With one pipeline thread already using (nearly) every core, a second cannot add throughput;
+// the worker's CPU per image with one and two says whether the host work itself grows with
+// threads (contention) or would scale on more cores.
 say(
   `  1 pipeline thread: ${tinyOne.imagesPerSecond.toFixed(1)} images/s; 2: ${tinyTwo.imagesPerSecond.toFixed(1)} images/s`,
+);
+say(
+  `  cores busy (worker + producer + S3 server): ${(100 * busyShare(tinyOne)).toFixed(1)}% with 1, ${(100 * busyShare(tinyTwo)).toFixed(1)}% with 2; ` +
+    `worker CPU per image ${tinyOne.cpuMsPerImage.workerProcess.toFixed(1)} ms with 1, ${tinyTwo.cpuMsPerImage.workerProcess.toFixed(1)} ms with 2`,
 );
 
 const outside = jpeg.cpuMsPerImage.outsideInference;
@@ -185,7 +197,11 @@ if (values.json) {
         raw: { before: rawBefore, after: rawAfter, meanAtBatch: rawMean },
         endToEnd: { jpeg, scoresOnly },
         pytorch,
-        tiny: { onePipelineThread: tinyOne, twoPipelineThreads: tinyTwo },
+        tiny: {
+          onePipelineThread: tinyOne,
+          twoPipelineThreads: tinyTwo,
+          coresBusy: { onePipelineThread: busyShare(tinyOne), twoPipelineThreads: busyShare(tinyTwo) },
+        },
         resmem,
         ratios,
         projected16CoreHostCeiling,
@@ -214,7 +230,9 @@ if (values.json) {
   console.log(
     `  projected host ceiling of one worker on 16 cores (JPEG): ${f(projected16CoreHostCeiling, 0)} images/s`,
   );
-  console.log(`  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)}`);
+  console.log(
+    `  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)} (cores ${f(100 * busyShare(tinyOne), 1)}% busy with 1 thread)`,
+  );
   console.log(
     `  mean batch fill: ${f(jpeg.meanBatchFill)}; engine busy ${f(100 * jpeg.engineBusyShare, 1)}% of the JPEG run`,
   );

@@ -145,12 +145,12 @@ const busyShare = (e) => {
   const c = e.cpuMsPerImage;
   return (c.workerProcess + c.producer + (c.s3Server ?? 0)) / c.available;
 };
-// With one pipeline thread already using (nearly) every core, a second cannot add throughput;
-// the worker's CPU per image with one and two says whether the host work itself grows with
-// threads (contention) or would scale on more cores.
 say(
   `  1 pipeline thread: ${tinyOne.imagesPerSecond.toFixed(1)} images/s; 2: ${tinyTwo.imagesPerSecond.toFixed(1)} images/s`,
 );
+// With one pipeline thread already using (nearly) every core, a second cannot add throughput;
+// the worker's CPU per image with one and two says whether the host work itself grows with
+// threads (contention) or would scale on more cores.
 say(
   `  cores busy (worker + producer + S3 server): ${(100 * busyShare(tinyOne)).toFixed(1)}% with 1, ${(100 * busyShare(tinyTwo)).toFixed(1)}% with 2; ` +
     `worker CPU per image ${tinyOne.cpuMsPerImage.workerProcess.toFixed(1)} ms with 1, ${tinyTwo.cpuMsPerImage.workerProcess.toFixed(1)} ms with 2`,

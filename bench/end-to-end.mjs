@@ -26,7 +26,7 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
-import { cpuByGroup, processCpuMs, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
+import { cpuByGroup, processCpuMs, stolenCpuMs, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
 
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
@@ -162,11 +162,13 @@ export async function measureEndToEnd({
     const producerCpuBefore = process.cpuUsage();
     const s3CpuBefore = processCpuMs(services.s3Pid);
     const threadsBefore = threadTimes(worker.pid);
+    const stolenBefore = stolenCpuMs();
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
     const workerCpu = processCpuMs(worker.pid) - workerCpuBefore;
     const producerCpu = process.cpuUsage(producerCpuBefore);
     const s3CpuAfter = processCpuMs(services.s3Pid);
+    const stolenAfter = stolenCpuMs();
     const byThread = cpuByGroup(
       threadsBefore,
       threadTimes(worker.pid),
@@ -216,6 +218,9 @@ export async function measureEndToEnd({
         s3Server:
           s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
         available: (1000 * seconds * availableParallelism()) / files.length,
+        // Part of `available` the hypervisor gave to other guests (a shared VM): nobody here ran.
+        stolen:
+          stolenBefore === null || stolenAfter === null ? null : (stolenAfter - stolenBefore) / files.length,
         // The worker's CPU by thread role (bench/lib/thread-cpu.mjs); empty off Linux.
         byThread,
       },
@@ -251,7 +256,8 @@ export function printEndToEnd(e2e) {
   const ms = (x) => (x === null || x === undefined ? "n/a" : `${x.toFixed(1)} ms`);
   console.log(
     `  CPU per image: worker process ${ms(cpu.workerProcess)}; this benchmark's producer ${ms(cpu.producer)}; ` +
-      `S3 server ${ms(cpu.s3Server)} (local s3rver child; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}`,
+      `S3 server ${ms(cpu.s3Server)} (local s3rver child; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}` +
+      (cpu.stolen != null ? `, of which taken by the hypervisor for other guests ${ms(cpu.stolen)}` : ""),
   );
   const threadTotal = Object.values(cpu.byThread).reduce((a, b) => a + b, 0);
   if (threadTotal > 0) {

@@ -236,4 +236,11 @@ if (values.json) {
   console.log(
     `  mean batch fill: ${f(jpeg.meanBatchFill)}; engine busy ${f(100 * jpeg.engineBusyShare, 1)}% of the JPEG run`,
   );
+  // On a shared VM the hypervisor can take part of the cores' time; figures from such a run are
+  // slower than the machine is, and ratios against runs at other moments are not comparable.
+  const stolen = (e) =>
+    e.cpuMsPerImage.stolen == null ? null : (100 * e.cpuMsPerImage.stolen) / e.cpuMsPerImage.available;
+  console.log(
+    `  cores' time taken by the hypervisor for other guests: ${f(stolen(jpeg), 1)}% (JPEG run), ${f(stolen(scoresOnly), 1)}% (scores only)`,
+  );
 }

@@ -32,6 +32,21 @@ export function processCpuMs(pid) {
   }
 }
 
+/**
+ * CPU ms, summed over all cores, that the hypervisor ran other guests while this machine wanted
+ * to run (/proc/stat's "steal"): on a shared VM, time that no process here got. Null off Linux.
+ */
+export function stolenCpuMs() {
+  ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
+  try {
+    // First line: "cpu user nice system idle iowait irq softirq steal ..." (ticks, all cores).
+    const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/);
+    return (Number(fields[8] ?? 0) * 1000) / ticksPerSecond;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU ms (user + system) and command name of every thread of `pid`; empty off Linux. */
 export function threadTimes(pid = process.pid) {
   const times = new Map();

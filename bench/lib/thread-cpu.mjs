@@ -37,8 +37,8 @@ export function processCpuMs(pid) {
  * to run (/proc/stat's "steal"): on a shared VM, time that no process here got. Null off Linux.
  */
 export function stolenCpuMs() {
-  ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
   try {
+    ticksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
     // First line: "cpu user nice system idle iowait irq softirq steal ..." (ticks, all cores).
     const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/);
     return (Number(fields[8] ?? 0) * 1000) / ticksPerSecond;

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // CPU cost per image of every non-inference step of the worker, measured alone (one process,
 // one libvips thread, CPU time not wall time, so other load on the machine matters less):
-// header inspection, the one decode (≤1024 px) and the resize of its pixels to the model's input
+// header inspection, the one decode (≤1024 px: libjpeg-turbo through the worker's native codec,
+// checked to give libvips' pixels, and libvips alone as before it) and the resize of its pixels to the model's input
 // (the worker's WebAssembly Lanczos 3, and the sharp call it replaced),
 // against the two decodes used before (one straight to 224 with shrink-on-load, one for the
 // heatmap); the tensor; grid upsample + blend (the worker's fused loop and the two versions
 // before it, checked to give identical bytes); JPEG and WebP encode (the default heatmap
-// format and the other lossy one); PNG encode (the worker's encoder, checked lossless, against
+// format, by the native codec and by libvips, and the other lossy one); PNG encode (the worker's encoder, checked lossless, against
 // libvips by zlib level and filter).
 //
 //   node bench/cpu-per-image.mjs [--images 40] [--size 640x480] [--levels 1,3,4,6] [--json]
@@ -16,9 +17,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   decodeImage,
+  decodeWithLibvips,
   encodeHeatmap,
   encodeRgbPng,
   inspectImage,
+  jpegCodec,
+  jpegCodecProblem,
   normaliseGrid,
   overlayHeatmap,
   resizePixels,
@@ -114,8 +118,14 @@ function upsampleThenBlend(data, gradcam, gridSize, w, h) {
   return out;
 }
 
+if (!jpegCodec) console.error(`note: ${jpegCodecProblem}; both decode rows below are libvips`);
 const decoded = [];
-for (const body of bodies) decoded.push(await decodeOnce(body));
+for (const [i, body] of bodies.entries()) {
+  decoded.push(await decodeOnce(body));
+  // The worker's decode must be libvips' pixels, whichever library made them.
+  if (!(await decodeWithLibvips(body, 1024, limits)).data.equals(decoded[i].data))
+    throw new Error(`decode of image ${i} differs from libvips'`);
+}
 const grid = normaliseGrid(cam);
 const overlays = decoded.map(({ data, info }) => overlayHeatmap(data, info.width, info.height, grid, 7));
 for (const [i, { data, info }] of decoded.entries()) {
@@ -148,6 +158,10 @@ const rows = [];
 const add = async (name, fn) => rows.push({ name, ...(await cpuPerImage(fn)) });
 await add("inspect (header)", async (i) => void (await inspectImage(bodies[i], limits)));
 await add("decode (≤1024 px): the one decode now", async (i) => void (await decodeOnce(bodies[i])));
+await add(
+  "before: the same decode by libvips alone",
+  async (i) => void (await decodeWithLibvips(bodies[i], 1024, limits)),
+);
 await add("model input: resize those pixels to 224 (wasm)", async (i) => {
   const { data, info } = decoded[i];
   const geometry = { inputSize: 224, resize: { kind: "stretch" }, resizeKernel: "lanczos3" };
@@ -182,6 +196,11 @@ for (const format of ["jpeg", "webp"]) {
     return (await encodeHeatmap(overlays[i], info.width, info.height, format, 85)).length;
   });
 }
+await add("before: JPEG encode q85 by libvips", async (i) => {
+  const { info } = decoded[i];
+  const raw = { width: info.width, height: info.height, channels: 3 };
+  return (await sharp(overlays[i], { raw }).jpeg({ quality: 85, optimiseCoding: false }).toBuffer()).length;
+});
 await add("PNG encode, worker's (up filter + Z_RLE)", async (i) => {
   const { info } = decoded[i];
   return (await encodeRgbPng(overlays[i], info.width, info.height)).length;
@@ -209,8 +228,8 @@ await add("record JSON (grid rows + stringify)", async () => {
 });
 
 const cpu = (prefix) => rows.find((r) => r.name.startsWith(prefix))?.cpuMs ?? 0;
-// Before: the heatmap's decode (the same as the one decode now) plus the model's own.
-const twoDecodes = cpu("decode (") + cpu("before: the model");
+// Before: the heatmap's decode by libvips plus the model's own.
+const twoDecodes = cpu("before: the same decode by libvips") + cpu("before: the model");
 const oneDecode = cpu("decode (") + cpu("model input");
 if (values.json) {
   console.log(
@@ -225,7 +244,7 @@ if (values.json) {
   console.log(`inputs: ${bodies.length} images ${what}; one libvips thread; CPU ms per image`);
   printMachine(describeMachine());
   console.log(
-    "  overlay output: identical bytes from all three overlays on every image; every PNG decodes to its pixels",
+    "  decode output: the worker's pixels are libvips' on every image; overlay output: identical bytes from all three overlays on every image; every PNG decodes to its pixels",
   );
   for (const r of rows) {
     console.log(

@@ -88,9 +88,32 @@ describe.each([
     // The context carries sources and the bundled model, never local builds or dependencies.
     const context = (await filesUnder(join(ROOT, "packages"))).filter((f) => !ignored(f));
     expect(context).toContain("packages/worker/models/resmemnet-tiny.onnx");
-    expect(context.filter((f) => f.includes("/dist/") || f.endsWith(".tsbuildinfo"))).toEqual([]);
+    expect(
+      context.filter((f) => f.includes("/dist/") || f.endsWith(".tsbuildinfo") || f.endsWith(".node")),
+    ).toEqual([]);
     expect(ignored("node_modules/sharp/package.json")).toBe(true);
     expect(ignored(".git/HEAD")).toBe(true);
+  });
+
+  it("builds the worker's JPEG codec or fails, and gives the runtime stage libjpeg-turbo", async () => {
+    const { stages } = await parseDockerfile(path);
+    const build = stages.find((s) =>
+      s.instructions.some((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args)),
+    );
+    const runs = (build?.instructions ?? []).filter((i) => i.keyword === "RUN").map((i) => i.args);
+    // Headers and compiler before the build; the build itself with --require, so no image ships
+    // a worker that silently decodes with libvips.
+    const installed = runs.filter((r) => /apt-get install/.test(r)).join(" ");
+    expect(installed).toMatch(/\blibjpeg(62-turbo|-turbo8)-dev\b/);
+    expect(installed).toMatch(/(^|\s)(gcc|g\+\+)(\s|$)/); // g++ brings gcc, whose cc the build runs
+    expect(runs.some((r) => r.includes("build-jpeg-codec.mjs --require"))).toBe(true);
+    const final = stages.at(-1)?.instructions ?? [];
+    const runtime = final
+      .filter((i) => i.keyword === "RUN" && /apt-get install/.test(i.args))
+      .map((i) => i.args);
+    expect(runtime.join(" ")).toMatch(/\blibjpeg(62-turbo|-turbo8)\b(?!-dev)/);
+    // Debian's libjpeg62-turbo with Debian's headers, Ubuntu's libjpeg-turbo8 with Ubuntu's.
+    expect(/62-turbo/.test(installed)).toBe(/62-turbo/.test(runtime.join(" ")));
   });
 
   it("runs the memscore CLI as a non-root user, serving metrics and health on the configured port", async () => {

@@ -81,7 +81,7 @@ export async function libuvPoolThreads() {
 
 export const THREAD_GROUPS = {
   inference: "inference thread + ONNX Runtime pool",
-  pipeline: "pipeline threads (S3 SDK, overlay, messages)",
+  pipeline: "pipeline threads (S3 SDK, JPEG codec, overlay, messages)",
   main: "main JavaScript thread",
   libuv: "libuv pool (sharp pipelines, zlib, file reads)",
   libvips: "libvips workers",

@@ -19,9 +19,12 @@ FROM ${NODE_IMAGE} AS node
 FROM ${CUDA_IMAGE} AS build
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+# Node's headers, for the worker's JPEG codec (a Node-API addon over libjpeg-turbo).
+COPY --from=node /usr/local/include/node /usr/local/include/node
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
   && apt-get update \
-  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev \
+    libjpeg-turbo8-dev \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # Manifests first: the dependency layer is rebuilt only when they change.
@@ -46,10 +49,15 @@ RUN npm run gpu:install \
   && ldconfig -p | grep 'libcudnn\.so\.9 '
 COPY tsconfig.base.json tsconfig.json ./
 COPY packages/ packages/
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+# --require: a JPEG codec that did not compile fails the image build (see service.Dockerfile).
+RUN npm run build && node packages/worker/scripts/build-jpeg-codec.mjs --require \
+  && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${CUDA_IMAGE} AS runtime
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
+RUN apt-get update \
+  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libjpeg-turbo8 \
+  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 memscore \
   && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin memscore
 WORKDIR /app

@@ -1,5 +1,6 @@
 import type { HeatmapFileFormat } from "@memscore/shared";
 import sharp from "sharp";
+import { jpegCodec } from "./jpeg-codec.js";
 import { blendRows } from "./overlay-kernel.js";
 import { encodeRgbPng } from "./png-encoder.js";
 import type { PreparedImage, RgbImage } from "./preprocess.js";
@@ -128,11 +129,12 @@ export interface HeatmapOptions {
 }
 
 /**
- * Encodes 8-bit RGB pixels in a heatmap format. JPEG and WebP go through libvips (on libuv's
- * pool, off the calling thread); PNG through {@link encodeRgbPng}. Both lossy encoders are set
- * for CPU, not the last percent of bytes (bench/cpu-per-image.mjs, 640×480 overlays, one libvips
- * thread): JPEG without Huffman-table optimisation 2.4 CPU-ms and 116 KiB instead of 5.2 ms and
- * 111 KiB; WebP at effort 0 15 ms and 115 KiB instead of 47 ms and 114 KiB (sharp's defaults).
+ * Encodes 8-bit RGB pixels in a heatmap format. JPEG goes to libjpeg-turbo on the calling thread
+ * ({@link jpegCodec}; libvips where it is not built), WebP through libvips (on libuv's pool), PNG
+ * through {@link encodeRgbPng}. Both lossy encoders are set for CPU, not the last percent of bytes
+ * (bench/cpu-per-image.mjs, 640×480 overlays, one libvips thread): JPEG without Huffman-table
+ * optimisation 2.4 CPU-ms and 116 KiB instead of 5.2 ms and 111 KiB; WebP at effort 0 15 ms and
+ * 115 KiB instead of 47 ms and 114 KiB (sharp's defaults).
  */
 export async function encodeHeatmap(
   rgb: Buffer,
@@ -142,6 +144,7 @@ export async function encodeHeatmap(
   quality: number,
 ): Promise<Buffer> {
   if (format === "png") return encodeRgbPng(rgb, width, height);
+  if (format === "jpeg" && jpegCodec) return jpegCodec.encodeRgb(rgb, width, height, quality);
   const image = sharp(rgb, { raw: { width, height, channels: 3 } });
   return (
     format === "jpeg" ? image.jpeg({ quality, optimiseCoding: false }) : image.webp({ quality, effort: 0 })

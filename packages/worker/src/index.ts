@@ -20,6 +20,7 @@ export {
 } from "./heatmap.js";
 export { InferenceClient } from "./inference-client.js";
 export { type EngineStats, InferenceEngine, type InferenceEngineOptions } from "./inference-engine.js";
+export { type JpegCodec, jpegCodec, jpegCodecProblem } from "./jpeg-codec.js";
 export { type LocalImageFile, listLocalImages } from "./local-files.js";
 export {
   findTorchPython,
@@ -57,6 +58,7 @@ export {
   DECODE_MAX_SIDE,
   type DecodeLimits,
   decodeImage,
+  decodeWithLibvips,
   type InputGeometry,
   inputCoverage,
   inspectImage,

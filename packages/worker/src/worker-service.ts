@@ -26,6 +26,7 @@ import sharp from "sharp";
 import { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 import { type ChunkContext, processChunk } from "./chunk-processor.js";
 import { engineOptions, InferenceEngine } from "./inference-engine.js";
+import { jpegCodecProblem } from "./jpeg-codec.js";
 import type { ModelInfo } from "./model-runtime.js";
 import { resolveModelFile } from "./model-source.js";
 import { PipelinePool, pipelineS3, pipelineSettings } from "./pipeline-pool.js";
@@ -147,6 +148,11 @@ export class WorkerService {
         : (options.observe ?? metrics?.observeStage);
     // Thread budget: libvips threads per image operation (process-wide setting of sharp).
     sharp.concurrency(config.decodeThreads);
+    if (jpegCodecProblem) {
+      logger.warn("JPEGs are decoded by libvips: the native JPEG codec is missing", {
+        problem: jpegCodecProblem,
+      });
+    }
     const storage = Storage.fromConfig(config);
     const modelPath = await resolveModelFile(config, storage, logger);
     // Inference runs in its own thread, fed straight by the pipeline threads.

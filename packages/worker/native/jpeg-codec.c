@@ -1,7 +1,7 @@
 // The worker's JPEG codec: libjpeg-turbo called directly, on the calling thread, through
 // Node-API (ABI-stable, so one build loads on every Node version).
 //
-// Why: libvips (through sharp) spends 2.5–3 times libjpeg-turbo's own CPU on a 640×480 decode
+// Why: libvips (through sharp) spends 2–3 times libjpeg-turbo's own CPU on a 640×480 decode
 // (thread hand-offs in strips, fresh memory for every image, a pipeline per call), and a decode is
 // the largest cost per image outside the model. This file does only the plain case, byte for byte
 // what libvips produces there (a test compares them); anything else returns null and the caller

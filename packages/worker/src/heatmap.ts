@@ -132,7 +132,7 @@ export interface HeatmapOptions {
  * Encodes 8-bit RGB pixels in a heatmap format. JPEG goes to libjpeg-turbo on the calling thread
  * ({@link jpegCodec}; libvips where it is not built), WebP through libvips (on libuv's pool), PNG
  * through {@link encodeRgbPng}. Both lossy encoders are set for CPU, not the last percent of bytes
- * (bench/cpu-per-image.mjs, 640×480 overlays, one libvips thread): JPEG without Huffman-table
+ * (bench/cpu-per-image.mjs, 640×480 overlays, one libvips thread; libvips figures): JPEG without Huffman-table
  * optimisation 2.4 CPU-ms and 116 KiB instead of 5.2 ms and 111 KiB; WebP at effort 0 15 ms and
  * 115 KiB instead of 47 ms and 114 KiB (sharp's defaults).
  */

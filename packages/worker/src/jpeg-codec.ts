@@ -29,7 +29,7 @@ const loaded = load();
 
 /**
  * The native JPEG codec (libjpeg-turbo on the calling thread), or undefined where it was not
- * built: then sharp decodes and encodes every JPEG, with the same pixels at about three times the
+ * built: then sharp decodes and encodes every JPEG, with the same pixels at two to three times the
  * CPU. Loaded once per thread.
  */
 export const jpegCodec: JpegCodec | undefined = loaded.codec;

@@ -138,7 +138,7 @@ export async function decodeWithLibvips(
  * orientation 1), no larger than `maxSide`, within the pixel limit, and one the codec takes (8-bit
  * YCbCr or grey, no ICC profile, no damage). For such a file every step of sharp's pipeline in
  * {@link decodeImage} is a no-op but the decode, and libjpeg-turbo's decode is libvips' byte for
- * byte (a test holds them equal), at about a third of the CPU. Anything else: undefined.
+ * byte (a test holds them equal), at a half to a third of the CPU. Anything else: undefined.
  */
 function decodePlainJpeg(bytes: Buffer, maxSide: number, limits: DecodeLimits): RgbImage | undefined {
   if (!jpegCodec) return undefined;

@@ -80,6 +80,25 @@ describe("the native JPEG codec", () => {
     }
   });
 
+  it("gives every JPEG layout libjpeg writes the pixels libvips gives", async () => {
+    // test/fixtures/jpeg-kinds/make.sh (cjpeg): layouts sharp cannot write.
+    const dir = new URL("../../../test/fixtures/jpeg-kinds/", import.meta.url);
+    const names = readdirSync(dir).filter((name) => name.endsWith(".jpg"));
+    expect(names).toHaveLength(11);
+    for (const name of names) {
+      const bytes = readFileSync(new URL(name, dir));
+      // An RGB-coded JPEG (no YCbCr) is not the plain case: libvips decodes it.
+      expect(codec().decodeRgb(bytes) === null, name).toBe(name === "rgb-not-ycbcr.jpg");
+      const { worker, libvips } = await bothDecodes(bytes);
+      expect(worker.error, name).toBeUndefined();
+      expect({ width: worker.image?.width, height: worker.image?.height }, name).toEqual({
+        width: 67,
+        height: 45,
+      });
+      expect(worker.image?.data.equals(libvips.image?.data ?? Buffer.alloc(0)), name).toBe(true);
+    }
+  });
+
   it("gives the sample photographs the pixels libvips gives", async () => {
     const names = readdirSync(samplesDir).filter((name) => name.endsWith(".jpg"));
     expect(names.length).toBeGreaterThan(0);

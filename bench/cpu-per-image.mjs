@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // CPU cost per image of every non-inference step of the worker, measured alone (one process,
 // one libvips thread, CPU time not wall time, so other load on the machine matters less):
-// header inspection, the one decode (≤1024 px: libjpeg-turbo through the worker's native codec,
-// checked to give libvips' pixels, and libvips alone as before it) and the resize of its pixels to the model's input
-// (the worker's WebAssembly Lanczos 3, and the sharp call it replaced),
+// header inspection; the one decode (≤1024 px: libjpeg-turbo through the worker's native codec,
+// checked to give libvips' pixels, and libvips alone as before it) and the resize of its pixels
+// to the model's input (the worker's WebAssembly Lanczos 3, and the sharp call it replaced),
 // against the two decodes used before (one straight to 224 with shrink-on-load, one for the
 // heatmap); the tensor; grid upsample + blend (the worker's fused loop and the two versions
-// before it, checked to give identical bytes); JPEG and WebP encode (the default heatmap
-// format, by the native codec and by libvips, and the other lossy one); PNG encode (the worker's encoder, checked lossless, against
-// libvips by zlib level and filter).
+// before it, checked to give identical bytes); JPEG encode (the default heatmap format, by the
+// native codec and by libvips) and WebP (the other lossy one); PNG encode (the worker's encoder,
+// checked lossless, against libvips by zlib level and filter).
 //
 //   node bench/cpu-per-image.mjs [--images 40] [--size 640x480] [--levels 1,3,4,6] [--json]
 //                                [--dir DIR]   (JPEGs from DIR instead of the generated images)

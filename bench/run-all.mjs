@@ -8,7 +8,8 @@
 //      score only); where the worker's CPU went per image, by thread role; the projected host
 //      ceiling of one worker on a 16-core node (16 cores ÷ CPU per image outside inference).
 //   2. tiny model (inference nearly free): end to end with 2 pipeline threads ÷ 1, which tells
-//      whether host work scales with cores.
+//      whether host work scales with cores, beside what perfect scaling would give on this
+//      machine's cores once the S3 server and the rest of the worker have their share.
 //
 //   node bench/run-all.mjs [--images 96] [--size 640x480] [--threads N] [--batch-size B]
 //                          [--tiny-images 400] [--no-pytorch] [--resmem RESMEM.onnx] [--json]
@@ -140,11 +141,10 @@ const tinyOptions = {
 };
 const tinyOne = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 1 });
 const tinyTwo = await measureEndToEnd({ ...tinyOptions, pipelineThreads: 2 });
+/** CPU per image of the worker, the producer and the S3 server together. */
+const allCpu = ({ cpuMsPerImage: c }) => c.workerProcess + c.producer + (c.s3Server ?? 0);
 /** Share of the cores' time that the worker, the producer and the S3 server used during a run. */
-const busyShare = (e) => {
-  const c = e.cpuMsPerImage;
-  return (c.workerProcess + c.producer + (c.s3Server ?? 0)) / c.available;
-};
+const busyShare = (e) => allCpu(e) / e.cpuMsPerImage.available;
 say(
   `  1 pipeline thread: ${tinyOne.imagesPerSecond.toFixed(1)} images/s; 2: ${tinyTwo.imagesPerSecond.toFixed(1)} images/s`,
 );
@@ -154,6 +154,16 @@ say(
 say(
   `  cores busy (worker + producer + S3 server): ${(100 * busyShare(tinyOne)).toFixed(1)}% with 1, ${(100 * busyShare(tinyTwo)).toFixed(1)}% with 2; ` +
     `worker CPU per image ${tinyOne.cpuMsPerImage.workerProcess.toFixed(1)} ms with 1, ${tinyTwo.cpuMsPerImage.workerProcess.toFixed(1)} ms with 2`,
+);
+// What a second thread can add here with perfect scaling: every core busy at the one-thread
+// run's CPU per image, 1 ÷ (the share busy with one); a run slightly above it used less CPU per
+// image with two. The S3 server's part of that CPU says how much of
+// the bound is the stand-in for S3 (real S3 runs on other machines) rather than memscore.
+const tinyCeiling = 1 / busyShare(tinyOne);
+const s3Share = (e) => (e.cpuMsPerImage.s3Server ?? 0) / allCpu(e);
+say(
+  `  2 ÷ 1 with perfect scaling on these ${machine.cores} cores: ${tinyCeiling.toFixed(2)} (every core busy at the 1-thread run's CPU per image); ` +
+    `the S3 server used ${(100 * s3Share(tinyOne)).toFixed(0)}% of that CPU (${(tinyOne.cpuMsPerImage.s3Server ?? 0).toFixed(1)} ms per image)`,
 );
 
 const outside = jpeg.cpuMsPerImage.outsideInference;
@@ -165,6 +175,9 @@ const ratios = {
   }),
   ...(pytorch.scores && {
     scoresOnlyOverPytorchLoop: scoresOnly.imagesPerSecond / pytorch.scores.per_file.images_per_second,
+    // The raw model ÷ the same loop: what memscore's ratio would be if it lost nothing outside
+    // inference, so a low ratio on a day when onnxruntime's lead over PyTorch is small shows as such.
+    rawOverPytorchScoresLoop: rawMean / pytorch.scores.per_file.images_per_second,
   }),
   tinyTwoPipelineThreadsOverOne: tinyTwo.imagesPerSecond / tinyOne.imagesPerSecond,
 };
@@ -201,6 +214,8 @@ if (values.json) {
           onePipelineThread: tinyOne,
           twoPipelineThreads: tinyTwo,
           coresBusy: { onePipelineThread: busyShare(tinyOne), twoPipelineThreads: busyShare(tinyTwo) },
+          twoOverOneCeiling: tinyCeiling,
+          s3ServerShareOfCpu: { onePipelineThread: s3Share(tinyOne), twoPipelineThreads: s3Share(tinyTwo) },
         },
         resmem,
         ratios,
@@ -219,7 +234,7 @@ if (values.json) {
     `  end to end, JPEG heatmaps: ${f(jpeg.imagesPerSecond, 2)} images/s; ÷ raw ${f(ratios.jpegOverRaw)}; ÷ PyTorch loop writing the same outputs ${f(ratios.jpegOverPytorchLoop, 2)}`,
   );
   console.log(
-    `  end to end, scores only:   ${f(scoresOnly.imagesPerSecond, 2)} images/s; ÷ raw ${f(ratios.scoresOnlyOverRaw)}; ÷ PyTorch scores-only loop ${f(ratios.scoresOnlyOverPytorchLoop, 2)}`,
+    `  end to end, scores only:   ${f(scoresOnly.imagesPerSecond, 2)} images/s; ÷ raw ${f(ratios.scoresOnlyOverRaw)}; ÷ PyTorch scores-only loop ${f(ratios.scoresOnlyOverPytorchLoop, 2)} (raw model ÷ that loop ${f(ratios.rawOverPytorchScoresLoop, 2)})`,
   );
   console.log(
     `  main JavaScript thread per image: ${f(cpu(jpeg).main, 2)} ms (JPEG), ${f(cpu(scoresOnly).main, 2)} ms (scores only)`,
@@ -231,7 +246,7 @@ if (values.json) {
     `  projected host ceiling of one worker on 16 cores (JPEG): ${f(projected16CoreHostCeiling, 0)} images/s`,
   );
   console.log(
-    `  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)} (cores ${f(100 * busyShare(tinyOne), 1)}% busy with 1 thread)`,
+    `  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)} (cores ${f(100 * busyShare(tinyOne), 1)}% busy with 1 thread: perfect scaling gives ${f(tinyCeiling, 2)} here)`,
   );
   console.log(
     `  mean batch fill: ${f(jpeg.meanBatchFill)}; engine busy ${f(100 * jpeg.engineBusyShare, 1)}% of the JPEG run`,

@@ -7,7 +7,7 @@
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--pipeline-threads N] [--heatmap-format jpeg]
-//                             [--provider cpu] [--cpu-prof DIR] [--json]
+//                             [--provider cpu] [--warmup-images 128] [--cpu-prof DIR] [--json]
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -72,6 +72,17 @@ async function countKeys(storage, prefix, suffix) {
   return n;
 }
 
+/**
+ * Images scored before the measured run. A worker scores thousands of images per process, so the
+ * figure that matters is its steady state. The warm-up used to be two batches (16 images at batch
+ * 8, 2 at batch 1): after it, two interleaved A/B pairs of 192-image scores-only runs (r50, 2
+ * cores) put the worker's CPU outside inference at 6.8–6.9 ms per image, and at 5.5–5.6 ms after
+ * 128 images. The difference was in the pipeline threads and the main thread (start-up work:
+ * code V8 has not yet optimised, S3 connections still opening); V8's background threads moved
+ * within noise.
+ */
+export const DEFAULT_WARMUP_IMAGES = 128;
+
 const BENCH_WORKER = fileURLToPath(new URL("./lib/bench-worker.mjs", import.meta.url));
 
 /** Starts the worker process; resolves once it is ready, with its pid and thread roles. */
@@ -122,6 +133,7 @@ export async function measureEndToEnd({
   maxBatchDelayMs,
   pipelineThreads,
   heatmapFormat = "jpeg",
+  warmupImages = DEFAULT_WARMUP_IMAGES,
   cpuProfileDir,
 }) {
   const { dir, files } = await benchImages(images, width, height);
@@ -150,10 +162,12 @@ export async function measureEndToEnd({
   const storage = Storage.fromConfig(config);
   try {
     await uploadImages(storage, dir, files, "run/");
-    await uploadImages(storage, dir, files.slice(0, batchSize * 2), "warmup/");
+    await uploadImages(storage, dir, files.slice(0, Math.max(batchSize * 2, warmupImages)), "warmup/");
 
     worker = await startWorkerProcess(workerEnv, cpuProfileDir);
-    // Warm-up run: first inferences plan memory; S3 connections open. Not counted.
+    // Warm-up run, not counted: first inferences plan memory, S3 connections open, and V8
+    // optimises the per-image code, as in a worker that has been scoring for a while
+    // (DEFAULT_WARMUP_IMAGES says what a short warm-up left in the figures).
     await scoreRun(storage, redis, config, "warmup", "warmup/", heatmapFormat);
     await worker.reset();
     const { engine: before } = await worker.stats();
@@ -301,6 +315,7 @@ async function main() {
       "heatmap-format": { type: "string", default: "jpeg" },
       "cpu-prof": { type: "string" },
       provider: { type: "string", default: "cpu" },
+      "warmup-images": { type: "string", default: String(DEFAULT_WARMUP_IMAGES) },
       json: { type: "boolean", default: false },
     },
   });
@@ -313,6 +328,7 @@ async function main() {
     threads: Number(values.threads ?? availableParallelism()),
     provider: values.provider,
     heatmapFormat: values["heatmap-format"],
+    warmupImages: Number(values["warmup-images"]),
     ...(values["cpu-prof"] !== undefined && { cpuProfileDir: values["cpu-prof"] }),
     ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
   };

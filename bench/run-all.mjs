@@ -12,7 +12,8 @@
 //      machine's cores once the S3 server and the rest of the worker have their share.
 //
 //   node bench/run-all.mjs [--images 96] [--size 640x480] [--threads N] [--batch-size B]
-//                          [--tiny-images 400] [--no-pytorch] [--resmem RESMEM.onnx] [--json]
+//                          [--tiny-images 400] [--warmup-images 128] [--no-pytorch]
+//                          [--resmem RESMEM.onnx] [--json]
 // With --resmem, ResMem's raw and end-to-end throughput are measured too (bench/resmem-vs-r50.mjs)
 // and divided by r50's from this run.
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
@@ -23,7 +24,7 @@ import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
-import { measureEndToEnd, parseSize, printEndToEnd } from "./end-to-end.mjs";
+import { DEFAULT_WARMUP_IMAGES, measureEndToEnd, parseSize, printEndToEnd } from "./end-to-end.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     "batch-sizes": { type: "string", default: "1,8,16" },
     "raw-seconds": { type: "string", default: "15" },
     "tiny-images": { type: "string", default: "400" },
+    "warmup-images": { type: "string", default: String(DEFAULT_WARMUP_IMAGES) },
     "no-pytorch": { type: "boolean", default: false },
     resmem: { type: "string" },
     json: { type: "boolean", default: false },
@@ -56,6 +58,7 @@ const inputs = {
   provider: "cpu",
   rawBatchSizes: values["batch-sizes"].split(",").map(Number),
   tinyImages: Number(values["tiny-images"]),
+  warmupImages: Number(values["warmup-images"]),
 };
 const machine = describeMachine();
 const say = values.json ? () => {} : console.log;
@@ -83,6 +86,7 @@ const e2eOptions = {
   threads,
   provider: "cpu",
   maxBatchDelayMs: 20,
+  warmupImages: inputs.warmupImages,
 };
 
 say("\n== r50, JPEG heatmaps (the default) ==");

@@ -297,6 +297,16 @@ export function printEndToEnd(e2e) {
   }
 }
 
+/** `--warmup-images`: a whole number of images, or a usage message and exit 2. */
+export function parseWarmupImages(text) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--warmup-images takes a whole number of images, not ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
 export function parseSize(text) {
   const [w, h] = text.split("x").map(Number);
   return { width: w, height: h };
@@ -328,7 +338,7 @@ async function main() {
     threads: Number(values.threads ?? availableParallelism()),
     provider: values.provider,
     heatmapFormat: values["heatmap-format"],
-    warmupImages: Number(values["warmup-images"]),
+    warmupImages: parseWarmupImages(values["warmup-images"]),
     ...(values["cpu-prof"] !== undefined && { cpuProfileDir: values["cpu-prof"] }),
     ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
   };

@@ -24,7 +24,13 @@ import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
-import { DEFAULT_WARMUP_IMAGES, measureEndToEnd, parseSize, printEndToEnd } from "./end-to-end.mjs";
+import {
+  DEFAULT_WARMUP_IMAGES,
+  measureEndToEnd,
+  parseSize,
+  parseWarmupImages,
+  printEndToEnd,
+} from "./end-to-end.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
@@ -58,7 +64,7 @@ const inputs = {
   provider: "cpu",
   rawBatchSizes: values["batch-sizes"].split(",").map(Number),
   tinyImages: Number(values["tiny-images"]),
-  warmupImages: Number(values["warmup-images"]),
+  warmupImages: parseWarmupImages(values["warmup-images"]),
 };
 const machine = describeMachine();
 const say = values.json ? () => {} : console.log;

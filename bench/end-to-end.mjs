@@ -162,7 +162,7 @@ export async function measureEndToEnd({
   const storage = Storage.fromConfig(config);
   try {
     await uploadImages(storage, dir, files, "run/");
-    await uploadImages(storage, dir, files.slice(0, Math.max(batchSize * 2, warmupImages)), "warmup/");
+    await uploadImages(storage, dir, files.slice(0, warmupImages), "warmup/");
 
     worker = await startWorkerProcess(workerEnv, cpuProfileDir);
     // Warm-up run, not counted: first inferences plan memory, S3 connections open, and V8
@@ -297,11 +297,11 @@ export function printEndToEnd(e2e) {
   }
 }
 
-/** `--warmup-images`: a whole number of images, or a usage message and exit 2. */
+/** `--warmup-images`: a whole number of images, at least 1, or a usage message and exit 2. */
 export function parseWarmupImages(text) {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--warmup-images takes a whole number of images, not ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--warmup-images takes a whole number of images, at least 1, not ${JSON.stringify(text)}`);
     process.exit(2);
   }
   return n;

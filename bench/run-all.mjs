@@ -167,12 +167,12 @@ say(
 );
 // What a second thread can add here with perfect scaling: every core busy at the one-thread
 // run's CPU per image, 1 ÷ (the share busy with one); a run slightly above it used less CPU per
-// image with two. The S3 server's part of that CPU says how much of
-// the bound is the stand-in for S3 (real S3 runs on other machines) rather than memscore.
-const tinyCeiling = 1 / busyShare(tinyOne);
+// image with two. The S3 server's part of that CPU says how much of the bound is the stand-in
+// for S3 (real S3 runs on other machines) rather than memscore.
+const tinyPerfectScaling = 1 / busyShare(tinyOne);
 const s3Share = (e) => (e.cpuMsPerImage.s3Server ?? 0) / allCpu(e);
 say(
-  `  2 ÷ 1 with perfect scaling on these ${machine.cores} cores: ${tinyCeiling.toFixed(2)} (every core busy at the 1-thread run's CPU per image); ` +
+  `  2 ÷ 1 with perfect scaling on these ${machine.cores} cores: ${tinyPerfectScaling.toFixed(2)} (every core busy at the 1-thread run's CPU per image); ` +
     `the S3 server used ${(100 * s3Share(tinyOne)).toFixed(0)}% of that CPU (${(tinyOne.cpuMsPerImage.s3Server ?? 0).toFixed(1)} ms per image)`,
 );
 
@@ -224,7 +224,7 @@ if (values.json) {
           onePipelineThread: tinyOne,
           twoPipelineThreads: tinyTwo,
           coresBusy: { onePipelineThread: busyShare(tinyOne), twoPipelineThreads: busyShare(tinyTwo) },
-          twoOverOneCeiling: tinyCeiling,
+          twoOverOneWithPerfectScaling: tinyPerfectScaling,
           s3ServerShareOfCpu: { onePipelineThread: s3Share(tinyOne), twoPipelineThreads: s3Share(tinyTwo) },
         },
         resmem,
@@ -256,7 +256,7 @@ if (values.json) {
     `  projected host ceiling of one worker on 16 cores (JPEG): ${f(projected16CoreHostCeiling, 0)} images/s`,
   );
   console.log(
-    `  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)} (cores ${f(100 * busyShare(tinyOne), 1)}% busy with 1 thread: perfect scaling gives ${f(tinyCeiling, 2)} here)`,
+    `  tiny model, 2 pipeline threads ÷ 1: ${f(ratios.tinyTwoPipelineThreadsOverOne)} (cores ${f(100 * busyShare(tinyOne), 1)}% busy with 1 thread: perfect scaling gives ${f(tinyPerfectScaling, 2)} here)`,
   );
   console.log(
     `  mean batch fill: ${f(jpeg.meanBatchFill)}; engine busy ${f(100 * jpeg.engineBusyShare, 1)}% of the JPEG run`,

@@ -13,17 +13,21 @@
 # (a warm machine keeps what earlier calls carried), the last one running this script.
 #
 # The run verifies and reassembles the parts, then prints and logs (to $OUT/log.txt; ratios in
-# $OUT/summary.json, every step's raw output in $OUT/results.tar.gz):
-#   (a) PyTorch CUDA r50 throughput, fp32 and fp16, batch 1, 16, 64, 128, and at batch 64 with
-#       cuDNN autotuning off and with TF32 off (what the CUDA provider's fixed options cost);
+# $OUT/summary.json, every step's raw output in $OUT/results.tar.gz), most wanted first, so that
+# what the budget cuts is the least wanted:
+#   (t) the tiny model on the CPU provider, end to end with 1, 2, 4 and 8 pipeline threads: does
+#       host work scale with cores (the 2-core machine cannot say);
+#   (e) r50 end to end on the CUDA provider, one worker process, JPEG heatmaps and scores only;
 #   (b) onnxruntime-node's CUDA provider, raw, on the same weights: fp32 and fp16 models, batch
 #       1, 16, 64, 128; whether `ep.cuda.cudnn_conv_algo_search` session entries reach it;
+#   (a) PyTorch CUDA r50 throughput, fp32 and fp16, batch 1, 16, 64, 128, and at batch 64 with
+#       cuDNN autotuning off and with TF32 off (what the CUDA provider's fixed options cost);
 #   (c) the fp16 model's score and Grad-CAM error against fp32, both on the CUDA provider;
 #   (d) the WebGPU provider, raw, same model;
-#   (e) end to end with one worker process and JPEG heatmaps (bench/end-to-end.mjs);
-# and the ratios: CUDA provider ÷ PyTorch (goal ≥ 0.8 at batch 64), fp16 ÷ fp32, WebGPU ÷ CUDA,
-# end to end (goal ≥ 1,000 images/s) ÷ raw. Every step has a timeout and the whole run has a
-# budget (BUDGET_S, default 480 s), so it ends inside one 10-minute call.
+# and the ratios: tiny N threads ÷ 1, CUDA provider ÷ PyTorch (goal ≥ 0.8 at batch 64), fp16 ÷
+# fp32, WebGPU ÷ CUDA, end to end (goal ≥ 1,000 images/s) ÷ raw. Every step has a timeout and
+# the whole run has a budget (BUDGET_S, default 420 s), so it ends inside one 10-minute call and
+# leaves device time for the calls that carry the parts.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -71,7 +75,8 @@ pack() {
     --exclude='node_modules/rolldown' --exclude='node_modules/lightningcss*' --exclude='node_modules/vite' \
     --exclude='node_modules/vitest' --exclude='node_modules/@vitest' --exclude='node_modules/kubernetes-models' \
     --exclude='node_modules/@kubernetes-models' --exclude='node_modules/dpdm' --exclude='node_modules/@types' \
-    --exclude='node_modules/.cache' --exclude='node_modules/onnxruntime-node/bin/napi-v6/darwin' \
+    --exclude='node_modules/.cache' --exclude='node_modules/@duckdb' --exclude='node_modules/playwright-core' \
+    --exclude='node_modules/onnxruntime-node/bin/napi-v6/darwin' \
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/win32' \
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/linux/arm64' \
     --exclude='libonnxruntime_providers_*.so' \
@@ -129,7 +134,7 @@ LOG="$OUT/log.txt"
 : >"$LOG"
 RESULTS="$RUN/results"
 PYTHON="${PYTHON:-python3}"
-BUDGET_S="${BUDGET_S:-480}"
+BUDGET_S="${BUDGET_S:-420}"
 START=$(date +%s)
 
 say() { echo "$@" | tee -a "$LOG"; }
@@ -207,13 +212,63 @@ step 30 "CUDA provider: pinned files, and every library it loads" bash -c '
     console.log(problem ?? \"every library the CUDA provider needs loads here\");
     process.exit(problem ? 1 : 0);"'
 
+# (t) Does host work scale with cores? The tiny model (inference nearly free) on the CPU provider,
+# end to end with 1, 2, 4 and 8 pipeline threads, JPEG heatmaps; the S3 server in several
+# processes (bench/lib/bench-services.mjs) so that it does not set the pace.
+tiny_scaling() {
+  local n rc=0
+  for n in 1 2 4 8; do
+    node bench/end-to-end.mjs --model packages/worker/models/resmemnet-tiny.onnx --images 2048 --distinct-images 512 \
+      --batch-size 16 --threads 4 --pipeline-threads "$n" --json >"$RESULTS/tiny-$n.json" 2>"$RESULTS/tiny-$n.err" ||
+      { rc=$?; tail -15 "$RESULTS/tiny-$n.err"; continue; }
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1]));
+      const one = process.argv[2] ? JSON.parse(require("fs").readFileSync(process.argv[2])) : r;
+      const c = r.cpuMsPerImage;
+      const busy = (c.workerProcess + c.producer + (c.s3Server ?? 0)) / c.available;
+      console.log(`${r.pipelineThreads} pipeline threads: ${r.imagesPerSecond.toFixed(1)} images/s (÷ 1 thread: ${(r.imagesPerSecond / one.imagesPerSecond).toFixed(2)}); ` +
+        `worker CPU ${c.workerProcess.toFixed(2)} ms/image (outside inference ${c.outsideInference.toFixed(2)}, main thread ${c.byThread.main.toFixed(2)}); ` +
+        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores busy ${(100 * busy).toFixed(0)}%; ${r.scored} scored, ${r.failed} failed`);
+    ' "$RESULTS/tiny-$n.json" "$([ "$n" != 1 ] && [ -s "$RESULTS/tiny-1.json" ] && echo "$RESULTS/tiny-1.json")"
+  done
+  return $rc
+}
+export -f tiny_scaling
+step 150 "(t) tiny model on the CPU provider: end to end with 1, 2, 4, 8 pipeline threads" bash -c tiny_scaling
+
 # Same weights for every engine: seed 0, exported here by model/export.py.
 FP32="$RUN/models/resmemnet-r50.onnx"
 FP16="$RUN/models/resmemnet-r50-fp16.onnx"
-step 60 "export r50 fp32" "$PYTHON" model/export.py --variant r50 --seed 0 --out "$FP32"
-step 60 "export r50 fp16" "$PYTHON" model/export.py --variant r50 --seed 0 --precision fp16 --out "$FP16"
-
 export FP32 FP16
+step 60 "export r50 fp32" "$PYTHON" model/export.py --variant r50 --seed 0 --out "$FP32"
+
+# (e) end to end, one worker process (16 pipeline threads, the default), CUDA provider, r50:
+# JPEG heatmaps, then scores only.
+e2e() {
+  local format rc=0
+  for format in jpeg none; do
+    UV_THREADPOOL_SIZE=16 node bench/end-to-end.mjs --provider cuda --model "$FP32" --images 4096 --distinct-images 512 \
+      --batch-size 64 --heatmap-format "$format" --json >"$RESULTS/e2e-$format.json" 2>"$RESULTS/e2e-$format.err" ||
+      { rc=$?; tail -15 "$RESULTS/e2e-$format.err"; continue; }
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1]));
+      const c = r.cpuMsPerImage;
+      console.log(`${r.heatmapFormat}: ${r.imagesPerSecond.toFixed(1)} images/s on ${r.provider}, ${r.pipelineThreads} pipeline threads; batch fill ${r.meanBatchFill.toFixed(2)}, engine busy ${(100 * r.engineBusyShare).toFixed(0)}%; ` +
+        `worker CPU ${c.workerProcess.toFixed(2)} ms/image (inference thread ${c.byThread.inference.toFixed(2)}, outside inference ${c.outsideInference.toFixed(2)}, main thread ${c.byThread.main.toFixed(2)}); ` +
+        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores × time ${c.available.toFixed(2)} ms/image; ${r.scored} scored, ${r.failed} failed`);
+    ' "$RESULTS/e2e-$format.json"
+  done
+  return $rc
+}
+export -f e2e
+step 150 "(e) end to end, one worker process, CUDA provider, r50" bash -c e2e
+
+# (b) the CUDA provider, raw: pre-decoded tensors through ModelRuntime.run.
+step 70 "(b1) CUDA provider, raw, fp32" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP32' \
+  --batch-sizes 1,16,64,128 --seconds 12 --json > '$RESULTS/raw-cuda-fp32.json'; rc=\$?; \
+  [ -s '$RESULTS/raw-cuda-fp32.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-cuda-fp32.json'; exit \$rc"
+
+
 # (a) PyTorch on CUDA, model/ code, same weights.
 step 100 "(a) PyTorch r50 on CUDA" env RESULTS="$RESULTS" "$PYTHON" - <<'PY'
 import json, os, sys, time
@@ -259,32 +314,12 @@ measure(base, 64, torch.float32, "fp32, TF32 off")
 json.dump(rows, open(os.path.join(os.environ["RESULTS"], "pytorch.json"), "w"), indent=1)
 PY
 
-# (b) the CUDA provider, raw: pre-decoded tensors through ModelRuntime.run.
-step 70 "(b1) CUDA provider, raw, fp32" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP32' \
-  --batch-sizes 1,16,64,128 --seconds 16 --json > '$RESULTS/raw-cuda-fp32.json'; rc=\$?; \
-  [ -s '$RESULTS/raw-cuda-fp32.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-cuda-fp32.json'; exit \$rc"
 
-# (e) end to end, one worker process, JPEG heatmaps (PNG where the bench has no --heatmap-format).
-e2e() {
-  local args=(bench/end-to-end.mjs --provider cuda --model "$FP32" --images 1024 --batch-size 64 --json)
-  UV_THREADPOOL_SIZE=16 node "${args[@]}" --heatmap-format jpeg >"$RESULTS/e2e.json" 2>"$RESULTS/e2e.err"
-  local rc=$?
-  if grep -q "Unknown option '--heatmap-format'" "$RESULTS/e2e.err"; then
-    echo "this bench has no --heatmap-format: PNG heatmaps"
-    UV_THREADPOOL_SIZE=16 node "${args[@]}" >"$RESULTS/e2e.json" 2>"$RESULTS/e2e.err"
-    rc=$?
-  fi
-  tail -5 "$RESULTS/e2e.err"
-  [ -s "$RESULTS/e2e.json" ] || return "$rc"
-  node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1])); console.log(`${r.imagesPerSecond.toFixed(1)} images/s, batch fill ${r.meanBatchFill.toFixed(2)}, engine busy ${(100 * r.engineBusyShare).toFixed(0)}%, worker CPU ${r.cpuMsPerImage.benchProcess.toFixed(1)} ms/image`)' "$RESULTS/e2e.json"
-  return $rc
-}
-export -f e2e
-step 150 "(e) end to end, one worker process, CUDA provider" bash -c e2e
-
+step 60 "export r50 fp16" "$PYTHON" model/export.py --variant r50 --seed 0 --precision fp16 --out "$FP16"
 step 60 "(b2) CUDA provider, raw, fp16" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP16' \
-  --batch-sizes 1,16,64,128 --seconds 16 --json > '$RESULTS/raw-cuda-fp16.json'; rc=\$?; \
+  --batch-sizes 1,16,64,128 --seconds 12 --json > '$RESULTS/raw-cuda-fp16.json'; rc=\$?; \
   [ -s '$RESULTS/raw-cuda-fp16.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-cuda-fp16.json'; exit \$rc"
+
 
 # (c) fp16 against fp32, both on the CUDA provider, on generated photographs-like JPEGs.
 fp16_error() {
@@ -379,9 +414,13 @@ def raw(name):
 torch_rows = load("pytorch.json") or []
 pt = {(r["variant"], r["batch"]): r["imagesPerSecond"] for r in torch_rows}
 cuda32, cuda16, webgpu = raw("raw-cuda-fp32.json"), raw("raw-cuda-fp16.json"), raw("raw-webgpu.json")
-e2e = load("e2e.json")
+KEEP = ("imagesPerSecond", "pipelineThreads", "s3Processes", "scored", "failed", "meanBatchFill", "engineBusyShare", "cpuMsPerImage")
+brief = lambda run: run and {k: run.get(k) for k in KEEP}
+e2e = {fmt: load(f"e2e-{fmt}.json") for fmt in ("jpeg", "none")}
+tiny = {n: load(f"tiny-{n}.json") for n in (1, 2, 4, 8)}
 summary = {"pytorch": torch_rows, "cudaFp32": cuda32, "cudaFp16": cuda16, "webgpu": webgpu,
-           "e2e": e2e and {k: e2e.get(k) for k in ("imagesPerSecond", "meanBatchFill", "engineBusyShare", "cpuMsPerImage")},
+           "e2e": {fmt: brief(run) for fmt, run in e2e.items()},
+           "tinyByPipelineThreads": {n: brief(run) for n, run in tiny.items()},
            "fp16Error": load("fp16-error.json"), "convSearch": load("conv-search.json"), "ratios": {}}
 ratios = summary["ratios"]
 for batch in (1, 16, 64, 128):
@@ -397,13 +436,17 @@ if ("fp32, cudnn.benchmark off", 64) in pt:
     ratios["pytorch fp32 batch 64: cudnn.benchmark off / on"] = pt[("fp32, cudnn.benchmark off", 64)] / pt[("fp32", 64)]
 if ("fp32, TF32 off", 64) in pt:
     ratios["pytorch fp32 batch 64: TF32 off / on"] = pt[("fp32, TF32 off", 64)] / pt[("fp32", 64)]
-if e2e and cuda32:
-    best = max(cuda32.values())
-    ratios["end to end / best raw cuda fp32"] = e2e["imagesPerSecond"] / best
+for fmt, run in e2e.items():
+    if run and cuda32:
+        ratios[f"end to end ({fmt}) / best raw cuda fp32"] = run["imagesPerSecond"] / max(cuda32.values())
+for n, run in tiny.items():
+    if n != 1 and run and tiny[1]:
+        ratios[f"tiny, cpu: {n} pipeline threads / 1"] = run["imagesPerSecond"] / tiny[1]["imagesPerSecond"]
 for name, value in ratios.items():
     print(f"{name:50s} {value:7.3f}")
-if e2e:
-    print(f"{'end to end, images/s (goal >= 1000)':50s} {e2e['imagesPerSecond']:7.1f}")
+for fmt, run in e2e.items():
+    if run:
+        print(f"{f'end to end ({fmt}), images/s (goal >= 1000)':50s} {run['imagesPerSecond']:7.1f}")
 with open(out, "w") as f:
     json.dump(summary, f, indent=1)
 PY

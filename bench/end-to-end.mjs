@@ -7,7 +7,9 @@
 //
 //   node bench/end-to-end.mjs [--model PATH] [--images 128] [--size 640x480] [--batch-size 8]
 //                             [--threads N] [--pipeline-threads N] [--heatmap-format jpeg]
-//                             [--provider cpu] [--warmup-images 128] [--cpu-prof DIR] [--json]
+//                             [--provider cpu] [--warmup-images 128] [--s3-processes N]
+//                             [--distinct-images N] [--cpu-prof DIR] [--json]
+// --s3-processes: s3rver processes serving the run (default: bench/lib/bench-services.mjs).
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -23,7 +25,7 @@ import { enqueueRun, waitForRun } from "@memscore/producer";
 import { createRedisConnection, heatmapSuffix, parseS3Uri, resolveConfig, Storage } from "@memscore/shared";
 import { STAGES } from "@memscore/worker";
 import { benchImages } from "./lib/bench-images.mjs";
-import { startBenchServices } from "./lib/bench-services.mjs";
+import { defaultS3Processes, startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 import { cpuByGroup, processCpuMs, stolenCpuMs, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
@@ -31,15 +33,20 @@ import { cpuByGroup, processCpuMs, stolenCpuMs, THREAD_GROUPS, threadTimes } fro
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
 
-async function uploadImages(storage, dir, files, prefix) {
+/** Uploads `count` images as img-00000.jpg…, cycling through the generated `files` in `dir`. */
+async function uploadImages(storage, dir, files, count, prefix) {
   let next = 0;
   const uploader = async () => {
-    while (next < files.length) {
-      const file = files[next++];
-      const body = await readFile(join(dir, file));
-      await storage.put(parseS3Uri(`s3://${INPUT_BUCKET}/${prefix}${file}`), body, {
-        contentType: "image/jpeg",
-      });
+    while (next < count) {
+      const i = next++;
+      const body = await readFile(join(dir, files[i % files.length]));
+      await storage.put(
+        parseS3Uri(`s3://${INPUT_BUCKET}/${prefix}img-${String(i).padStart(5, "0")}.jpg`),
+        body,
+        {
+          contentType: "image/jpeg",
+        },
+      );
     }
   };
   await Promise.all(Array.from({ length: 8 }, uploader));
@@ -134,10 +141,14 @@ export async function measureEndToEnd({
   pipelineThreads,
   heatmapFormat = "jpeg",
   warmupImages = DEFAULT_WARMUP_IMAGES,
+  distinctImages = images,
+  s3Processes = defaultS3Processes(),
   cpuProfileDir,
 }) {
-  const { dir, files } = await benchImages(images, width, height);
-  const services = await startBenchServices([INPUT_BUCKET, OUTPUT_BUCKET]);
+  // Generating a photograph takes about 16 ms here: a long run on a fast machine cycles through
+  // fewer distinct ones (the worker caches nothing, so a repeated file costs what a new one does).
+  const { dir, files } = await benchImages(Math.min(images, distinctImages), width, height);
+  const services = await startBenchServices([INPUT_BUCKET, OUTPUT_BUCKET], { s3Processes });
   // The S3 SDK reads its credentials from the process environment.
   Object.assign(process.env, services.env);
   let worker;
@@ -161,8 +172,8 @@ export async function measureEndToEnd({
   const config = resolveConfig(workerEnv);
   const storage = Storage.fromConfig(config);
   try {
-    await uploadImages(storage, dir, files, "run/");
-    await uploadImages(storage, dir, files.slice(0, warmupImages), "warmup/");
+    await uploadImages(storage, dir, files, images, "run/");
+    await uploadImages(storage, dir, files, warmupImages, "warmup/");
 
     worker = await startWorkerProcess(workerEnv, cpuProfileDir);
     // Warm-up run, not counted: first inferences plan memory, S3 connections open, and V8
@@ -174,22 +185,16 @@ export async function measureEndToEnd({
     const rssBefore = processRssMiB(worker.pid);
     const workerCpuBefore = processCpuMs(worker.pid);
     const producerCpuBefore = process.cpuUsage();
-    const s3CpuBefore = processCpuMs(services.s3Pid);
+    const s3CpuBefore = services.s3CpuMs();
     const threadsBefore = threadTimes(worker.pid);
     const stolenBefore = stolenCpuMs();
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
     const workerCpu = processCpuMs(worker.pid) - workerCpuBefore;
     const producerCpu = process.cpuUsage(producerCpuBefore);
-    const s3CpuAfter = processCpuMs(services.s3Pid);
+    const s3CpuAfter = services.s3CpuMs();
     const stolenAfter = stolenCpuMs();
-    const byThread = cpuByGroup(
-      threadsBefore,
-      threadTimes(worker.pid),
-      worker.known,
-      files.length,
-      worker.pid,
-    );
+    const byThread = cpuByGroup(threadsBefore, threadTimes(worker.pid), worker.known, images, worker.pid);
     const { engine: after, stages: totals } = await worker.stats();
     const rssAfter = processRssMiB(worker.pid);
     const batches = after.batches - before.batches;
@@ -205,18 +210,20 @@ export async function measureEndToEnd({
         },
       ]),
     );
-    const workerProcess = workerCpu / files.length;
+    const workerProcess = workerCpu / images;
     const threadTotal = Object.values(byThread).reduce((a, b) => a + b, 0);
     return {
       provider: worker.provider,
       pipelineThreads: worker.pipelineThreads,
+      s3Processes,
       heatmapFormat,
-      images: files.length,
+      images,
+      distinctImages: files.length,
       scored: snapshot.imagesScored,
       failed: snapshot.imagesFailed,
       heatmapsWritten: heatmaps,
       seconds,
-      imagesPerSecond: files.length / seconds,
+      imagesPerSecond: images / seconds,
       batches,
       meanBatchFill: batches === 0 ? 0 : items / (batches * batchSize),
       engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
@@ -228,13 +235,11 @@ export async function measureEndToEnd({
         workerProcess,
         // Everything but inference: what a GPU does not take off the host.
         outsideInference: threadTotal > 0 ? workerProcess - byThread.inference : null,
-        producer: (producerCpu.user + producerCpu.system) / 1000 / files.length,
-        s3Server:
-          s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / files.length,
-        available: (1000 * seconds * availableParallelism()) / files.length,
+        producer: (producerCpu.user + producerCpu.system) / 1000 / images,
+        s3Server: s3CpuBefore === null || s3CpuAfter === null ? null : (s3CpuAfter - s3CpuBefore) / images,
+        available: (1000 * seconds * availableParallelism()) / images,
         // Part of `available` the hypervisor gave to other guests (a shared VM): nobody here ran.
-        stolen:
-          stolenBefore === null || stolenAfter === null ? null : (stolenAfter - stolenBefore) / files.length,
+        stolen: stolenBefore === null || stolenAfter === null ? null : (stolenAfter - stolenBefore) / images,
         // The worker's CPU by thread role (bench/lib/thread-cpu.mjs); empty off Linux.
         byThread,
       },
@@ -270,7 +275,7 @@ export function printEndToEnd(e2e) {
   const ms = (x) => (x === null || x === undefined ? "n/a" : `${x.toFixed(1)} ms`);
   console.log(
     `  CPU per image: worker process ${ms(cpu.workerProcess)}; this benchmark's producer ${ms(cpu.producer)}; ` +
-      `S3 server ${ms(cpu.s3Server)} (local s3rver child; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}` +
+      `S3 server ${ms(cpu.s3Server)} (local s3rver, ${e2e.s3Processes} process${e2e.s3Processes === 1 ? "" : "es"}; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}` +
       (cpu.stolen != null ? `, of which taken by the hypervisor for other guests ${ms(cpu.stolen)}` : ""),
   );
   const threadTotal = Object.values(cpu.byThread).reduce((a, b) => a + b, 0);
@@ -297,11 +302,11 @@ export function printEndToEnd(e2e) {
   }
 }
 
-/** `--warmup-images`: a whole number of images, at least 1, or a usage message and exit 2. */
-export function parseWarmupImages(text) {
+/** A whole-number flag, at least 1 (`--warmup-images 128`), or a usage message and exit 2. */
+export function parseCount(flag, text, unit) {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) {
-    console.error(`--warmup-images takes a whole number of images, at least 1, not ${JSON.stringify(text)}`);
+    console.error(`--${flag} takes a whole number of ${unit}, at least 1, not ${JSON.stringify(text)}`);
     process.exit(2);
   }
   return n;
@@ -326,6 +331,8 @@ async function main() {
       "cpu-prof": { type: "string" },
       provider: { type: "string", default: "cpu" },
       "warmup-images": { type: "string", default: String(DEFAULT_WARMUP_IMAGES) },
+      "s3-processes": { type: "string" },
+      "distinct-images": { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -338,7 +345,14 @@ async function main() {
     threads: Number(values.threads ?? availableParallelism()),
     provider: values.provider,
     heatmapFormat: values["heatmap-format"],
-    warmupImages: parseWarmupImages(values["warmup-images"]),
+    warmupImages: parseCount("warmup-images", values["warmup-images"], "images"),
+    s3Processes:
+      values["s3-processes"] === undefined
+        ? defaultS3Processes()
+        : parseCount("s3-processes", values["s3-processes"], "processes"),
+    ...(values["distinct-images"] !== undefined && {
+      distinctImages: parseCount("distinct-images", values["distinct-images"], "images"),
+    }),
     ...(values["cpu-prof"] !== undefined && { cpuProfileDir: values["cpu-prof"] }),
     ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
   };

@@ -27,8 +27,8 @@ import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import {
   DEFAULT_WARMUP_IMAGES,
   measureEndToEnd,
+  parseCount,
   parseSize,
-  parseWarmupImages,
   printEndToEnd,
 } from "./end-to-end.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
@@ -64,7 +64,7 @@ const inputs = {
   provider: "cpu",
   rawBatchSizes: values["batch-sizes"].split(",").map(Number),
   tinyImages: Number(values["tiny-images"]),
-  warmupImages: parseWarmupImages(values["warmup-images"]),
+  warmupImages: parseCount("warmup-images", values["warmup-images"], "images"),
 };
 const machine = describeMachine();
 const say = values.json ? () => {} : console.log;

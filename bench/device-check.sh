@@ -67,6 +67,12 @@ pack() {
   cp "$(readlink -f "$(command -v redis-server)")" "$staging/runtime/lib/redis-server"
   ldd "$(command -v redis-server)" | awk '/=> \// {print $3}' |
     grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$staging/runtime/lib"
+  # The worker's JPEG codec (packages/worker/build, carried with the repository) links the
+  # system's libjpeg-turbo (libjpeg.so.62), which an Ubuntu image may lack; without it every JPEG
+  # goes through sharp at two to three times the CPU.
+  [ -f packages/worker/build/jpeg-codec.node ] || { echo "no packages/worker/build/jpeg-codec.node: npm run build" >&2; exit 1; }
+  mkdir -p "$staging/runtime/jpeg"
+  ldd packages/worker/build/jpeg-codec.node | awk '/libjpeg/ {print $3}' | xargs -r cp -L -t "$staging/runtime/jpeg"
   # WebGPU (Dawn) reaches the GPU through the Vulkan loader; the GPU machine may not have it.
   (cd "$staging/runtime" && apt-get download libvulkan1 >/dev/null 2>&1) ||
     echo "note: apt-get download libvulkan1 failed (run apt-get update first); WebGPU then needs the machine's own loader"
@@ -80,7 +86,8 @@ pack() {
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/win32' \
     --exclude='node_modules/onnxruntime-node/bin/napi-v6/linux/arm64' \
     --exclude='libonnxruntime_providers_*.so' \
-    node_modules packages/shared/dist packages/producer/dist packages/worker/dist packages/cli/dist
+    node_modules packages/shared/dist packages/producer/dist packages/worker/dist packages/cli/dist \
+    packages/worker/build
   tar -C "$staging" -rf "$staging/repo.tar" runtime
   xz -T0 -6 <"$staging/repo.tar" | split -b "$PART_SIZE" -d -a 2 - "$CARRY/runtime.tar.xz.part-"
   (cd "$CARRY" && sha256sum ./*.part-* >SHA256SUMS)
@@ -192,7 +199,7 @@ dirs = []
 for base in site.getsitepackages():
     dirs += sorted(glob.glob(os.path.join(base, "nvidia", "*", "lib")))
 print(":".join(dirs))' 2>/dev/null)"
-export LD_LIBRARY_PATH="${NVIDIA_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="${NVIDIA_LIBS:+$NVIDIA_LIBS:}$RUN/runtime/jpeg${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 [ -d "$RUN/vulkan/usr/lib/x86_64-linux-gnu" ] && VULKAN_LIBS="$RUN/vulkan/usr/lib/x86_64-linux-gnu" || VULKAN_LIBS=""
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$ICD" ] && export VK_DRIVER_FILES="$ICD"
@@ -204,6 +211,13 @@ step 30 "python" "$PYTHON" -c '
 import sys, torch
 print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 print("cudnn", torch.backends.cudnn.version())'
+# STEPS: the letters of the steps to run (default all), e.g. STEPS="t e" for a short second call.
+STEPS="${STEPS:-t e b a c d}"
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+step 20 "the worker's native JPEG codec" node --input-type=module -e '
+  const w = await import("@memscore/worker");
+  console.log(w.jpegCodecProblem ?? "loads: JPEGs are decoded and encoded by libjpeg-turbo");
+  process.exit(w.jpegCodecProblem ? 1 : 0);'
 step 30 "CUDA provider: pinned files, and every library it loads" bash -c '
   node infra/gpu/install-cuda-provider.mjs --check &&
   node --input-type=module -e "
@@ -228,19 +242,19 @@ tiny_scaling() {
       const busy = (c.workerProcess + c.producer + (c.s3Server ?? 0)) / c.available;
       console.log(`${r.pipelineThreads} pipeline threads: ${r.imagesPerSecond.toFixed(1)} images/s (÷ 1 thread: ${(r.imagesPerSecond / one.imagesPerSecond).toFixed(2)}); ` +
         `worker CPU ${c.workerProcess.toFixed(2)} ms/image (outside inference ${c.outsideInference.toFixed(2)}, main thread ${c.byThread.main.toFixed(2)}); ` +
-        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores busy ${(100 * busy).toFixed(0)}%; ${r.scored} scored, ${r.failed} failed`);
+        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores busy ${(100 * busy).toFixed(0)}%; ${r.scored} scored, ${r.failed} failed; JPEG codec ${r.jpegCodec}`);
     ' "$RESULTS/tiny-$n.json" "$([ "$n" != 1 ] && [ -s "$RESULTS/tiny-1.json" ] && echo "$RESULTS/tiny-1.json")"
   done
   return $rc
 }
 export -f tiny_scaling
-step 150 "(t) tiny model on the CPU provider: end to end with 1, 2, 4, 8 pipeline threads" bash -c tiny_scaling
+want t && step 150 "(t) tiny model on the CPU provider: end to end with 1, 2, 4, 8 pipeline threads" bash -c tiny_scaling
 
 # Same weights for every engine: seed 0, exported here by model/export.py.
 FP32="$RUN/models/resmemnet-r50.onnx"
 FP16="$RUN/models/resmemnet-r50-fp16.onnx"
 export FP32 FP16
-step 60 "export r50 fp32" "$PYTHON" model/export.py --variant r50 --seed 0 --out "$FP32"
+{ want e || want b || want a || want c || want d; } && step 60 "export r50 fp32" "$PYTHON" model/export.py --variant r50 --seed 0 --out "$FP32"
 
 # (e) end to end, one worker process (16 pipeline threads, the default), CUDA provider, r50:
 # JPEG heatmaps, then scores only.
@@ -255,22 +269,22 @@ e2e() {
       const c = r.cpuMsPerImage;
       console.log(`${r.heatmapFormat}: ${r.imagesPerSecond.toFixed(1)} images/s on ${r.provider}, ${r.pipelineThreads} pipeline threads; batch fill ${r.meanBatchFill.toFixed(2)}, engine busy ${(100 * r.engineBusyShare).toFixed(0)}%; ` +
         `worker CPU ${c.workerProcess.toFixed(2)} ms/image (inference thread ${c.byThread.inference.toFixed(2)}, outside inference ${c.outsideInference.toFixed(2)}, main thread ${c.byThread.main.toFixed(2)}); ` +
-        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores × time ${c.available.toFixed(2)} ms/image; ${r.scored} scored, ${r.failed} failed`);
+        `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores × time ${c.available.toFixed(2)} ms/image; ${r.scored} scored, ${r.failed} failed; ${r.paddedRows} padding rows; JPEG codec ${r.jpegCodec}`);
     ' "$RESULTS/e2e-$format.json"
   done
   return $rc
 }
 export -f e2e
-step 150 "(e) end to end, one worker process, CUDA provider, r50" bash -c e2e
+want e && step 150 "(e) end to end, one worker process, CUDA provider, r50" bash -c e2e
 
 # (b) the CUDA provider, raw: pre-decoded tensors through ModelRuntime.run.
-step 70 "(b1) CUDA provider, raw, fp32" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP32' \
+want b && step 70 "(b1) CUDA provider, raw, fp32" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP32' \
   --batch-sizes 1,16,64,128 --seconds 12 --json > '$RESULTS/raw-cuda-fp32.json'; rc=\$?; \
   [ -s '$RESULTS/raw-cuda-fp32.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-cuda-fp32.json'; exit \$rc"
 
 
 # (a) PyTorch on CUDA, model/ code, same weights.
-step 100 "(a) PyTorch r50 on CUDA" env RESULTS="$RESULTS" "$PYTHON" - <<'PY'
+want a && step 100 "(a) PyTorch r50 on CUDA" env RESULTS="$RESULTS" "$PYTHON" - <<'PY'
 import json, os, sys, time
 import torch
 sys.path.insert(0, os.path.join(os.getcwd(), "model"))
@@ -315,8 +329,8 @@ json.dump(rows, open(os.path.join(os.environ["RESULTS"], "pytorch.json"), "w"), 
 PY
 
 
-step 60 "export r50 fp16" "$PYTHON" model/export.py --variant r50 --seed 0 --precision fp16 --out "$FP16"
-step 60 "(b2) CUDA provider, raw, fp16" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP16' \
+{ want b || want c; } && step 60 "export r50 fp16" "$PYTHON" model/export.py --variant r50 --seed 0 --precision fp16 --out "$FP16"
+want b && step 60 "(b2) CUDA provider, raw, fp16" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP16' \
   --batch-sizes 1,16,64,128 --seconds 12 --json > '$RESULTS/raw-cuda-fp16.json'; rc=\$?; \
   [ -s '$RESULTS/raw-cuda-fp16.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-cuda-fp16.json'; exit \$rc"
 
@@ -348,7 +362,7 @@ fp16_error() {
     console.log(out);' "$RESULTS/score-fp32.jsonl" "$RESULTS/score-fp16.jsonl" "$RESULTS/fp16-error.json"
 }
 export -f fp16_error
-step 60 "(c) fp16 against fp32 on the CUDA provider (32 JPEGs)" bash -c fp16_error
+want c && step 60 "(c) fp16 against fp32 on the CUDA provider (32 JPEGs)" bash -c fp16_error
 
 # Whether session config entries reach the CUDA provider: onnxruntime-node's binding passes only
 # deviceId, so cuDNN's convolution search stays EXHAUSTIVE unless these entries are honoured.
@@ -388,10 +402,10 @@ JS
   node "$RUN/conv-search.mjs" "$FP32" "$RESULTS/conv-search.json"
 }
 export -f conv_search
-step 60 "(b3) ep.cuda.cudnn_conv_algo_search session entries, batch 64" bash -c conv_search
+want b && step 60 "(b3) ep.cuda.cudnn_conv_algo_search session entries, batch 64" bash -c conv_search
 
 # (d) WebGPU provider (Dawn over Vulkan), same model.
-step 60 "(d) WebGPU provider, raw, fp32" bash -c "LD_LIBRARY_PATH='${VULKAN_LIBS:+$VULKAN_LIBS:}$LD_LIBRARY_PATH' \
+want d && step 60 "(d) WebGPU provider, raw, fp32" bash -c "LD_LIBRARY_PATH='${VULKAN_LIBS:+$VULKAN_LIBS:}$LD_LIBRARY_PATH' \
   node bench/raw-model.mjs --provider webgpu --model '$FP32' --batch-sizes 16,64 --seconds 8 --json > '$RESULTS/raw-webgpu.json'; rc=\$?; \
   [ -s '$RESULTS/raw-webgpu.json' ] && node -e 'for (const r of JSON.parse(require(\"fs\").readFileSync(process.argv[1])).results) console.log(\"batch\", r.batchSize, r.imagesPerSecond.toFixed(1), \"images/s\")' '$RESULTS/raw-webgpu.json'; exit \$rc"
 
@@ -414,7 +428,7 @@ def raw(name):
 torch_rows = load("pytorch.json") or []
 pt = {(r["variant"], r["batch"]): r["imagesPerSecond"] for r in torch_rows}
 cuda32, cuda16, webgpu = raw("raw-cuda-fp32.json"), raw("raw-cuda-fp16.json"), raw("raw-webgpu.json")
-KEEP = ("imagesPerSecond", "pipelineThreads", "s3Processes", "scored", "failed", "meanBatchFill", "engineBusyShare", "cpuMsPerImage")
+KEEP = ("imagesPerSecond", "pipelineThreads", "s3Processes", "jpegCodec", "scored", "failed", "meanBatchFill", "paddedRows", "engineBusyShare", "cpuMsPerImage")
 brief = lambda run: run and {k: run.get(k) for k in KEEP}
 e2e = {fmt: load(f"e2e-{fmt}.json") for fmt in ("jpeg", "none")}
 tiny = {n: load(f"tiny-{n}.json") for n in (1, 2, 4, 8)}

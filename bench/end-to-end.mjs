@@ -113,6 +113,7 @@ async function startWorkerProcess(env, cpuProfileDir) {
     pid: child.pid,
     provider: ready.provider,
     pipelineThreads: ready.pipelineThreads,
+    jpegCodec: ready.jpegCodec,
     known: Object.fromEntries(Object.entries(ready.known).map(([k, ids]) => [k, new Set(ids)])),
     stats: () => ask("stats"),
     reset: () => ask("reset"),
@@ -215,6 +216,7 @@ export async function measureEndToEnd({
     return {
       provider: worker.provider,
       pipelineThreads: worker.pipelineThreads,
+      jpegCodec: worker.jpegCodec,
       s3Processes,
       heatmapFormat,
       images,
@@ -226,6 +228,8 @@ export async function measureEndToEnd({
       imagesPerSecond: images / seconds,
       batches,
       meanBatchFill: batches === 0 ? 0 : items / (batches * batchSize),
+      // Rows run beyond the images (MEMSCORE_PAD_BATCHES): the padded shapes' cost.
+      paddedRows: after.paddedRows - before.paddedRows,
       engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
       stages,
       workerRssMiB: { before: rssBefore, after: rssAfter },
@@ -268,8 +272,8 @@ export function printEndToEnd(e2e) {
       `${e2e.scored} scored, ${e2e.failed} failed, ${e2e.heatmapsWritten} ${e2e.heatmapFormat} heatmaps written) on ${e2e.provider}, ${e2e.pipelineThreads} pipeline threads`,
   );
   console.log(
-    `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches; ` +
-      `engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the run`,
+    `  mean batch fill ${e2e.meanBatchFill.toFixed(3)} over ${e2e.batches} batches (${e2e.paddedRows} padding rows); ` +
+      `engine busy ${(100 * e2e.engineBusyShare).toFixed(1)}% of the run; JPEG codec: ${e2e.jpegCodec}`,
   );
   const cpu = e2e.cpuMsPerImage;
   const ms = (x) => (x === null || x === undefined ? "n/a" : `${x.toFixed(1)} ms`);

@@ -8,7 +8,7 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { resolveConfig, silentLogger } from "@memscore/shared";
-import { StageTotals, WorkerService } from "@memscore/worker";
+import { jpegCodecProblem, StageTotals, WorkerService } from "@memscore/worker";
 import { libuvPoolThreads, newThreads, threadTimes } from "./thread-cpu.mjs";
 
 const config = resolveConfig(process.env);
@@ -29,6 +29,8 @@ process.send({
   pid: process.pid,
   provider: worker.model.provider,
   pipelineThreads: config.pipelineThreads,
+  // The worker logs this at start; the bench's worker is silent, so its result says it.
+  jpegCodec: jpegCodecProblem ? `sharp (${jpegCodecProblem})` : "native (libjpeg-turbo)",
   known: { model, libuv: [...libuv], pipeline: [...pipeline] },
 });
 

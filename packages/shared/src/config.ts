@@ -74,6 +74,15 @@ export interface MemscoreConfig {
   maxImagesInFlight: number;
   /** `MEMSCORE_BATCH_SIZE`: images per inference. @defaultValue 16 */
   batchSize: number;
+  /**
+   * `MEMSCORE_PAD_BATCHES`: run each partial batch as the next power of two of rows (capped at
+   * the batch size), so the model sees a handful of batch shapes instead of every size from 1 to
+   * the batch size. The CUDA provider tunes cuDNN's convolutions for each new shape (about half
+   * a second each), so unpadded, a dynamic batcher's ever-different sizes keep it tuning: `auto`
+   * pads on every provider but `cpu`, and runs each shape once at start. `on`, `off`: always,
+   * never. @defaultValue "auto"
+   */
+  padBatches: "auto" | "on" | "off";
   /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
   maxBatchDelayMs: number;
   /**
@@ -227,6 +236,11 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   },
   ortThreadSpinning: { env: "MEMSCORE_ORT_THREAD_SPINNING", parse: boolean, fallback: () => false },
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
+  padBatches: {
+    env: "MEMSCORE_PAD_BATCHES",
+    parse: oneOf(["auto", "on", "off"] as const),
+    fallback: () => "auto",
+  },
   decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },
   pipelineThreads: {
     env: "MEMSCORE_PIPELINE_THREADS",

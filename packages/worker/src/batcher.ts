@@ -1,3 +1,15 @@
+/**
+ * The batch shapes of a padded engine: powers of two below `maxBatchSize`, then `maxBatchSize`
+ * (16 → 1, 2, 4, 8, 16; 48 → 1, 2, 4, 8, 16, 32, 48). A batch of n images runs as the smallest
+ * shape ≥ n, so at most half of any batch is padding.
+ */
+export function paddedBatchShapes(maxBatchSize: number): number[] {
+  const shapes: number[] = [];
+  for (let rows = 1; rows < maxBatchSize; rows *= 2) shapes.push(rows);
+  shapes.push(maxBatchSize);
+  return shapes;
+}
+
 /** Options of a {@link DynamicBatcher}. */
 export interface DynamicBatcherOptions<I, O> {
   /** Largest batch handed to `runBatch`. */

@@ -1,4 +1,9 @@
-export { type BatcherStats, DynamicBatcher, type DynamicBatcherOptions } from "./batcher.js";
+export {
+  type BatcherStats,
+  DynamicBatcher,
+  type DynamicBatcherOptions,
+  paddedBatchShapes,
+} from "./batcher.js";
 export { BUNDLED_MODEL_PATH } from "./bundled-model.js";
 export { type ChunkContext, type ChunkOutcome, ChunkRetryError, processChunk } from "./chunk-processor.js";
 export {

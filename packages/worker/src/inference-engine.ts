@@ -26,6 +26,8 @@ export interface InferenceEngineOptions {
   batchSize: number;
   /** How long a partial batch waits for more images. */
   maxBatchDelayMs: number;
+  /** Pad partial batches to a few fixed shapes (MemscoreConfig.padBatches). @defaultValue "auto" */
+  padBatches?: "auto" | "on" | "off";
   /** Receives every batch's size (images) and inference time (seconds), for metrics. */
   onBatch?: (images: number, seconds: number) => void;
   logger?: Logger;
@@ -43,6 +45,7 @@ export function engineOptions(
     threadSpinning: config.ortThreadSpinning,
     batchSize: config.batchSize,
     maxBatchDelayMs: config.maxBatchDelayMs,
+    padBatches: config.padBatches,
     ...extra,
   };
 }
@@ -53,6 +56,8 @@ export interface EngineStats {
   items: number;
   /** Milliseconds during which a batch was running. */
   busyMs: number;
+  /** Rows run beyond the images, to keep to the padded batch shapes: work done for nothing. */
+  paddedRows: number;
   /** Images waiting for a batch. */
   pending: number;
 }
@@ -70,7 +75,7 @@ export class InferenceEngine {
   /** The inference thread's OS thread id (Linux only), for CPU accounting by thread. */
   readonly threadId: number | undefined;
   private readonly thread: StartedThread<InferenceReady>;
-  private latest: EngineStats = { batches: 0, items: 0, busyMs: 0, pending: 0 };
+  private latest: EngineStats = { batches: 0, items: 0, busyMs: 0, paddedRows: 0, pending: 0 };
   private runningSince: number | undefined;
 
   private constructor(thread: StartedThread<InferenceReady>, batchSize: number) {
@@ -91,6 +96,7 @@ export class InferenceEngine {
       threadSpinning: options.threadSpinning,
       batchSize: options.batchSize,
       maxBatchDelayMs: options.maxBatchDelayMs,
+      padBatches: options.padBatches ?? "auto",
     };
     const thread = await startThread<InferenceReady, InferenceEvent>(
       threadEntry("inference-thread.js", import.meta.url),
@@ -109,6 +115,7 @@ export class InferenceEngine {
             batches: event.batches,
             items: event.items,
             busyMs: event.busyMs,
+            paddedRows: event.paddedRows,
             pending: event.pending,
           };
           options.onBatch?.(event.images, event.seconds);

@@ -11,6 +11,7 @@ export interface InferenceThreadInit {
   threadSpinning?: boolean | undefined;
   batchSize: number;
   maxBatchDelayMs: number;
+  padBatches: "auto" | "on" | "off";
 }
 
 /** What the inference thread answers once its model is loaded. */
@@ -47,6 +48,8 @@ export type InferenceEvent =
       batches: number;
       items: number;
       busyMs: number;
+      /** Rows run beyond the images: padding (MEMSCORE_PAD_BATCHES). */
+      paddedRows: number;
       /** Images waiting for the next batch. */
       pending: number;
     };

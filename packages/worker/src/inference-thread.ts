@@ -6,7 +6,7 @@
  * that arrive meanwhile queue up and make the next batch.
  */
 import { workerData } from "node:worker_threads";
-import { DynamicBatcher } from "./batcher.js";
+import { DynamicBatcher, paddedBatchShapes } from "./batcher.js";
 import type {
   ConnectMessage,
   InferenceEvent,
@@ -47,20 +47,39 @@ try {
 }
 
 const elements = runtime.imageElements;
+const padded = init.padBatches === "on" || (init.padBatches === "auto" && runtime.info.provider !== "cpu");
+const shapes = padded ? paddedBatchShapes(init.batchSize) : undefined;
+if (shapes) {
+  // Each shape once now, so that the provider's per-shape work (cuDNN's convolution search on
+  // CUDA) happens before the first chunk rather than inside its batches' time limit.
+  const logger = forwardingLogger(port);
+  const start = performance.now();
+  for (const rows of shapes) await runtime.run(new Float32Array(rows * elements), rows);
+  logger.info("inference batches padded to fixed shapes", {
+    provider: runtime.info.provider,
+    shapes,
+    warmUpMs: Math.round(performance.now() - start),
+  });
+}
+let paddedRows = 0;
+
 const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number; input: Float32Array }>({
   maxBatchSize: init.batchSize,
   maxDelayMs: init.maxBatchDelayMs,
   runBatch: async (images) => {
-    // One image is its own batch tensor; more are copied side by side (a memcpy each).
+    const rows = shapes?.find((s) => s >= images.length) ?? images.length;
+    // One image is its own batch tensor; more are copied side by side (a memcpy each), and the
+    // padding rows stay zero.
     let input = images[0] as Float32Array;
-    if (images.length > 1) {
-      input = new Float32Array(images.length * elements);
+    if (rows > 1) {
+      input = new Float32Array(rows * elements);
       for (const [i, image] of images.entries()) input.set(image, i * elements);
     }
     postEvent<InferenceEvent>(port, { type: "batch-started", images: images.length });
     const start = performance.now();
-    const outputs = await runtime.run(input, images.length);
+    const outputs = await runtime.run(input, rows);
     const seconds = (performance.now() - start) / 1000;
+    paddedRows += rows - images.length;
     // busyMs() counts the batch still marked running up to now: the totals include this batch.
     postEvent<InferenceEvent>(port, {
       type: "batch-done",
@@ -68,9 +87,10 @@ const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number
       seconds,
       ...batcher.stats,
       busyMs: batcher.busyMs(),
+      paddedRows,
       pending: batcher.pending,
     });
-    return outputs.map((o, i) => ({
+    return outputs.slice(0, images.length).map((o, i) => ({
       ...o,
       seconds: seconds / images.length,
       input: images[i] as Float32Array,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DynamicBatcher } from "../src/index.js";
+import { DynamicBatcher, paddedBatchShapes } from "../src/index.js";
 
 /** A runBatch whose batches finish only when the test says so, so no test depends on timing. */
 function controlledRunner<I, O>(compute: (item: I) => O) {
@@ -121,5 +121,14 @@ describe("DynamicBatcher", () => {
     runner.batches[0]?.finish();
     await draining;
     expect(await Promise.all(results)).toEqual([1, 2]);
+  });
+});
+
+describe("paddedBatchShapes", () => {
+  it("is the powers of two below the batch size, then the batch size", () => {
+    expect(paddedBatchShapes(1)).toEqual([1]);
+    expect(paddedBatchShapes(16)).toEqual([1, 2, 4, 8, 16]);
+    expect(paddedBatchShapes(48)).toEqual([1, 2, 4, 8, 16, 32, 48]);
+    expect(paddedBatchShapes(64)).toEqual([1, 2, 4, 8, 16, 32, 64]);
   });
 });

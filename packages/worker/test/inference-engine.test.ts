@@ -20,13 +20,20 @@ describe("InferenceEngine", () => {
     await runtime?.close();
   });
 
-  const start = (batchSize: number, maxBatchDelayMs: number) =>
+  const start = (batchSize: number, maxBatchDelayMs: number, padBatches?: "on" | "off") =>
     InferenceEngine.start(BUNDLED_MODEL_PATH, {
       provider: "cpu",
       intraOpThreads: 1,
       batchSize,
       maxBatchDelayMs,
+      ...(padBatches && { padBatches }),
     });
+
+  const photoTensor = async (seed: number) =>
+    rgbToTensor(
+      (await prepareImage(await makePhoto(160, 120, seed), runtime.info, { maxPixels: 1e7 })).rgb,
+      runtime.info,
+    );
 
   it("batches images from two clients and returns each its own score and grid", async () => {
     const engine = await start(4, 1_000);
@@ -64,6 +71,42 @@ describe("InferenceEngine", () => {
     } finally {
       for (const client of clients) client.close();
       await engine.close();
+    }
+  });
+
+  it("pads a partial batch to the next shape and gives each image the outputs it gets alone", async () => {
+    // Batch size 8: shapes 1, 2, 4, 8; three images run as one batch of four rows.
+    const engine = await start(8, 1_000, "on");
+    const client = new InferenceClient(engine.connect(), engine.imageElements);
+    try {
+      const inputs = await Promise.all([11, 12, 13].map(photoTensor));
+      const batched = await Promise.all(inputs.map((input) => client.infer(input.slice())));
+      expect(engine.stats).toMatchObject({ batches: 1, items: 3, paddedRows: 1 });
+      for (const [i, input] of inputs.entries()) {
+        const [alone] = await runtime.run(input, 1);
+        expect(batched[i]?.score).toBeCloseTo(alone?.score as number, 5);
+        expect(Array.from(batched[i]?.gradcam as Float32Array)).toEqual(
+          Array.from(alone?.gradcam as Float32Array).map((v) => expect.closeTo(v, 5)),
+        );
+      }
+    } finally {
+      client.close();
+      await engine.close();
+    }
+  });
+
+  it("runs batches at their own size on the CPU provider (auto) and with padding off", async () => {
+    for (const padBatches of [undefined, "off"] as const) {
+      const engine = await start(8, 1_000, padBatches);
+      const client = new InferenceClient(engine.connect(), engine.imageElements);
+      try {
+        const inputs = await Promise.all([21, 22, 23].map(photoTensor));
+        await Promise.all(inputs.map((input) => client.infer(input)));
+        expect(engine.stats).toMatchObject({ batches: 1, items: 3, paddedRows: 0 });
+      } finally {
+        client.close();
+        await engine.close();
+      }
     }
   });
 

@@ -17,6 +17,8 @@ options:
   --provider NAME           auto | cpu | cuda | webgpu (default: MEMSCORE_PROVIDER, else auto)
   --cuda-device N           GPU of the cuda provider (default: MEMSCORE_CUDA_DEVICE_ID, else 0)
   --batch-size N            images per inference (default: MEMSCORE_BATCH_SIZE, else 16)
+  --pad-batches auto|on|off partial batches run as 1, 2, 4, … rows (default: MEMSCORE_PAD_BATCHES,
+                            else auto: on every provider but cpu)
   --threads N               ONNX Runtime intra-op threads (default: usable cores)
   --pipeline-threads N      threads reading, decoding and rendering (MEMSCORE_PIPELINE_THREADS,
                             default: usable cores, the container's CPU limit or the core count)
@@ -28,6 +30,7 @@ const FLAG_TO_CONFIG = {
   provider: "provider",
   "cuda-device": "cudaDeviceId",
   "batch-size": "batchSize",
+  "pad-batches": "padBatches",
   threads: "intraOpThreads",
   "pipeline-threads": "pipelineThreads",
   "heatmap-format": "heatmapFormat",

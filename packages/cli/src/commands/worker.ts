@@ -19,6 +19,8 @@ options:
   --concurrency N            chunk jobs in flight (MEMSCORE_CONCURRENCY, default 4)
   --batch-size B             images per inference (MEMSCORE_BATCH_SIZE, default 16)
   --max-batch-delay-ms MS    wait for a fuller batch at most this long (MEMSCORE_MAX_BATCH_DELAY_MS, default 20)
+  --pad-batches auto|on|off  run partial batches as 1, 2, 4, … rows up to the batch size, each shape once at
+                             start (MEMSCORE_PAD_BATCHES, default auto: on every provider but cpu)
   --provider NAME            auto | cpu | cuda | webgpu (MEMSCORE_PROVIDER, default auto)
   --cuda-device N            GPU of the cuda provider (MEMSCORE_CUDA_DEVICE_ID, default 0)
   --threads N                ONNX Runtime intra-op threads (MEMSCORE_INTRA_OP_THREADS, default: usable cores)
@@ -53,6 +55,7 @@ const FLAG_TO_CONFIG: Record<string, keyof ConfigOverrides> = {
   concurrency: "concurrency",
   "batch-size": "batchSize",
   "max-batch-delay-ms": "maxBatchDelayMs",
+  "pad-batches": "padBatches",
   provider: "provider",
   "cuda-device": "cudaDeviceId",
   threads: "intraOpThreads",

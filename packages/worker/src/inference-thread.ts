@@ -62,6 +62,10 @@ if (shapes) {
   });
 }
 let paddedRows = 0;
+// The batch tensor, kept from batch to batch. A new one per batch (38 MB at 64 r50 images) is a
+// fresh mapping whose pages fault in as the images are copied in, every batch: on the H200
+// machine's microVM that made a batch of 64 take about 250 ms of CPU against 18 ms for the GPU.
+let batchTensor = new Float32Array(0);
 
 const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number; input: Float32Array }>({
   maxBatchSize: init.batchSize,
@@ -69,11 +73,13 @@ const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number
   runBatch: async (images) => {
     const rows = shapes?.find((s) => s >= images.length) ?? images.length;
     // One image is its own batch tensor; more are copied side by side (a memcpy each), and the
-    // padding rows stay zero.
+    // padding rows are zeroed.
     let input = images[0] as Float32Array;
     if (rows > 1) {
-      input = new Float32Array(rows * elements);
+      if (batchTensor.length < rows * elements) batchTensor = new Float32Array(rows * elements);
+      input = batchTensor.subarray(0, rows * elements);
       for (const [i, image] of images.entries()) input.set(image, i * elements);
+      input.fill(0, images.length * elements);
     }
     postEvent<InferenceEvent>(port, { type: "batch-started", images: images.length });
     const start = performance.now();

@@ -7,6 +7,10 @@ import type { LogLevel } from "./logger.js";
 export const EXECUTION_PROVIDERS = ["auto", "cpu", "cuda", "webgpu"] as const;
 export type ExecutionProviderChoice = (typeof EXECUTION_PROVIDERS)[number];
 
+/** `MEMSCORE_PAD_BATCHES`: see {@link MemscoreConfig.padBatches}. */
+export const BATCH_PADDING = ["auto", "on", "off"] as const;
+export type BatchPadding = (typeof BATCH_PADDING)[number];
+
 /**
  * The one resolved, validated configuration of a memscore process. Internals only ever see this
  * type; it is built once by {@link resolveConfig} from environment variables and CLI flags.
@@ -82,7 +86,7 @@ export interface MemscoreConfig {
    * pads on every provider but `cpu`, and runs each shape once at start. `on`, `off`: always,
    * never. @defaultValue "auto"
    */
-  padBatches: "auto" | "on" | "off";
+  padBatches: BatchPadding;
   /** `MEMSCORE_MAX_BATCH_DELAY_MS`: how long a partial batch waits for more images. @defaultValue 20 */
   maxBatchDelayMs: number;
   /**
@@ -238,7 +242,7 @@ const FIELDS: { [K in keyof MemscoreConfig]: Field<MemscoreConfig[K]> } = {
   batchSize: { env: "MEMSCORE_BATCH_SIZE", parse: integer(1, 1024), fallback: () => 16 },
   padBatches: {
     env: "MEMSCORE_PAD_BATCHES",
-    parse: oneOf(["auto", "on", "off"] as const),
+    parse: oneOf(BATCH_PADDING),
     fallback: () => "auto",
   },
   decodeThreads: { env: "MEMSCORE_DECODE_THREADS", parse: integer(1, 1024), fallback: () => 1 },

@@ -1,4 +1,6 @@
 export {
+  BATCH_PADDING,
+  type BatchPadding,
   CONFIG_ENV_NAMES,
   type ConfigOverrides,
   EXECUTION_PROVIDERS,

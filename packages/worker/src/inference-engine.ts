@@ -1,5 +1,6 @@
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import {
+  type BatchPadding,
   type ExecutionProviderChoice,
   type Logger,
   type MemscoreConfig,
@@ -27,7 +28,7 @@ export interface InferenceEngineOptions {
   /** How long a partial batch waits for more images. */
   maxBatchDelayMs: number;
   /** Pad partial batches to a few fixed shapes (MemscoreConfig.padBatches). @defaultValue "auto" */
-  padBatches?: "auto" | "on" | "off";
+  padBatches?: BatchPadding;
   /** Receives every batch's size (images) and inference time (seconds), for metrics. */
   onBatch?: (images: number, seconds: number) => void;
   logger?: Logger;

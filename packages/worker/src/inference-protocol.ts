@@ -1,5 +1,5 @@
 import type { MessagePort } from "node:worker_threads";
-import type { ExecutionProviderChoice } from "@memscore/shared";
+import type { BatchPadding, ExecutionProviderChoice } from "@memscore/shared";
 import type { ModelInfo } from "./model-runtime.js";
 
 /** What the inference thread is started with. */
@@ -11,7 +11,7 @@ export interface InferenceThreadInit {
   threadSpinning?: boolean | undefined;
   batchSize: number;
   maxBatchDelayMs: number;
-  padBatches: "auto" | "on" | "off";
+  padBatches: BatchPadding;
 }
 
 /** What the inference thread answers once its model is loaded. */

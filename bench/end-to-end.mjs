@@ -28,7 +28,14 @@ import { benchImages } from "./lib/bench-images.mjs";
 import { defaultS3Processes, startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
-import { cpuByGroup, processCpuMs, stolenCpuMs, THREAD_GROUPS, threadTimes } from "./lib/thread-cpu.mjs";
+import {
+  cpuByGroup,
+  processCpuMs,
+  processMinorFaults,
+  stolenCpuMs,
+  THREAD_GROUPS,
+  threadTimes,
+} from "./lib/thread-cpu.mjs";
 
 const INPUT_BUCKET = "bench-in";
 const OUTPUT_BUCKET = "bench-out";
@@ -185,6 +192,7 @@ export async function measureEndToEnd({
     const { engine: before } = await worker.stats();
     const rssBefore = processRssMiB(worker.pid);
     const workerCpuBefore = processCpuMs(worker.pid);
+    const faultsBefore = processMinorFaults(worker.pid);
     const producerCpuBefore = process.cpuUsage();
     const s3CpuBefore = services.s3CpuMs();
     const threadsBefore = threadTimes(worker.pid);
@@ -192,6 +200,7 @@ export async function measureEndToEnd({
 
     const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
     const workerCpu = processCpuMs(worker.pid) - workerCpuBefore;
+    const faultsAfter = processMinorFaults(worker.pid);
     const producerCpu = process.cpuUsage(producerCpuBefore);
     const s3CpuAfter = services.s3CpuMs();
     const stolenAfter = stolenCpuMs();
@@ -233,6 +242,8 @@ export async function measureEndToEnd({
       engineBusyShare: (after.busyMs - before.busyMs) / 1000 / seconds,
       stages,
       workerRssMiB: { before: rssBefore, after: rssAfter },
+      workerMinorFaultsPerImage:
+        faultsBefore === null || faultsAfter === null ? null : (faultsAfter - faultsBefore) / images,
       // CPU per image: the worker process; the benchmark's own producer and S3 client; the local
       // S3 server child, which real S3 would not put on the worker's cores.
       cpuMsPerImage: {
@@ -282,6 +293,11 @@ export function printEndToEnd(e2e) {
       `S3 server ${ms(cpu.s3Server)} (local s3rver, ${e2e.s3Processes} process${e2e.s3Processes === 1 ? "" : "es"}; real S3 runs elsewhere); cores × run time ${ms(cpu.available)}` +
       (cpu.stolen != null ? `, of which taken by the hypervisor for other guests ${ms(cpu.stolen)}` : ""),
   );
+  if (e2e.workerMinorFaultsPerImage != null) {
+    console.log(
+      `  worker minor page faults per image: ${e2e.workerMinorFaultsPerImage.toFixed(0)} (pages of 4 KiB touched for the first time since mapped)`,
+    );
+  }
   const threadTotal = Object.values(cpu.byThread).reduce((a, b) => a + b, 0);
   if (threadTotal > 0) {
     console.log("  where the worker process's CPU went, per image:");

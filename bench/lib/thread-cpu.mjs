@@ -33,6 +33,20 @@ export function processCpuMs(pid) {
 }
 
 /**
+ * Minor page faults of a process so far (/proc/PID/stat field 10): pages it touched for the first
+ * time since they were mapped. Each costs a trap, and on some VMs a trip to the host; a worker
+ * that keeps faulting in the same memory is freeing and re-mapping it. Null off Linux.
+ */
+export function processMinorFaults(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * CPU ms, summed over all cores, that the hypervisor ran other guests while this machine wanted
  * to run (/proc/stat's "steal"): on a shared VM, time that no process here got. Null off Linux.
  */

@@ -366,10 +366,9 @@ async function main() {
     provider: values.provider,
     heatmapFormat: values["heatmap-format"],
     warmupImages: parseCount("warmup-images", values["warmup-images"], "images"),
-    s3Processes:
-      values["s3-processes"] === undefined
-        ? defaultS3Processes()
-        : parseCount("s3-processes", values["s3-processes"], "processes"),
+    ...(values["s3-processes"] !== undefined && {
+      s3Processes: parseCount("s3-processes", values["s3-processes"], "processes"),
+    }),
     ...(values["distinct-images"] !== undefined && {
       distinctImages: parseCount("distinct-images", values["distinct-images"], "images"),
     }),

@@ -49,12 +49,17 @@ try {
 const elements = runtime.imageElements;
 const padded = init.padBatches === "on" || (init.padBatches === "auto" && runtime.info.provider !== "cpu");
 const shapes = padded ? paddedBatchShapes(init.batchSize) : undefined;
+// The batch tensor, kept from batch to batch. A new one per batch (38 MB at 64 r50 images) is a
+// fresh mapping whose pages fault in as the images are copied in: about 10,000 minor faults per
+// batch of 64 against under 1,000 with the tensor kept (README, GPU), a cost that grows on VMs.
+let batchTensor = new Float32Array(shapes ? init.batchSize * elements : 0);
 if (shapes) {
-  // Each shape once now, so that the provider's per-shape work (cuDNN's convolution search on
-  // CUDA) happens before the first chunk rather than inside its batches' time limit.
+  // Each shape once now (zeros, in the batch tensor), so that the provider's per-shape work
+  // (cuDNN's convolution search on CUDA) happens before the first chunk rather than inside its
+  // batches' time limit.
   const logger = forwardingLogger(port);
   const start = performance.now();
-  for (const rows of shapes) await runtime.run(new Float32Array(rows * elements), rows);
+  for (const rows of shapes) await runtime.run(batchTensor.subarray(0, rows * elements), rows);
   logger.info("inference batches padded to fixed shapes", {
     provider: runtime.info.provider,
     shapes,
@@ -62,10 +67,6 @@ if (shapes) {
   });
 }
 let paddedRows = 0;
-// The batch tensor, kept from batch to batch. A new one per batch (38 MB at 64 r50 images) is a
-// fresh mapping whose pages fault in as the images are copied in: about 10,000 minor faults per
-// batch of 64 against under 1,000 with the tensor kept (README, GPU), a cost that grows on VMs.
-let batchTensor = new Float32Array(0);
 
 const batcher = new DynamicBatcher<Float32Array, ModelOutput & { seconds: number; input: Float32Array }>({
   maxBatchSize: init.batchSize,

@@ -14,7 +14,6 @@
 //                                [--dir DIR]   (JPEGs from DIR instead of the generated images)
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import {
   decodeImage,
   decodeWithLibvips,
@@ -32,10 +31,11 @@ import {
 } from "@memscore/worker";
 import sharp from "sharp";
 import { TURBO_LUT } from "../packages/worker/dist/colormap.js";
+import { benchArgs, countFlag, countListFlag, sizeFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     images: { type: "string", default: "40" },
     size: { type: "string", default: "640x480" },
@@ -45,10 +45,10 @@ const { values } = parseArgs({
   },
 });
 sharp.concurrency(1);
-const [width, height] = values.size.split("x").map(Number);
+const { width, height } = sizeFlag("size", values.size);
 const { dir, files } = values.dir
   ? { dir: values.dir, files: (await readdir(values.dir)).filter((f) => /\.jpe?g$/i.test(f)).sort() }
-  : await benchImages(Number(values.images), width, height);
+  : await benchImages(countFlag("images", values.images, "images"), width, height);
 const bodies = await Promise.all(files.map((f) => readFile(join(dir, f))));
 const cam = Float32Array.from({ length: 49 }, (_, i) => (i * 7919) % 13);
 const limits = { maxPixels: 1e8 };
@@ -205,7 +205,7 @@ await add("PNG encode, worker's (up filter + Z_RLE)", async (i) => {
   const { info } = decoded[i];
   return (await encodeRgbPng(overlays[i], info.width, info.height)).length;
 });
-for (const level of values.levels.split(",").map(Number)) {
+for (const level of countListFlag("levels", values.levels, "compression levels", 0)) {
   for (const adaptiveFiltering of [false, true]) {
     await add(
       `PNG encode, libvips level ${level}${adaptiveFiltering ? ", adaptive filtering" : ""}`,

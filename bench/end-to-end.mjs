@@ -10,6 +10,7 @@
 //                             [--provider cpu] [--warmup-images 128] [--s3-processes N]
 //                             [--distinct-images N] [--cpu-prof DIR] [--json]
 // --s3-processes: s3rver processes serving the run (default: bench/lib/bench-services.mjs).
+
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -20,10 +21,18 @@ import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { enqueueRun, waitForRun } from "@memscore/producer";
-import { createRedisConnection, heatmapSuffix, parseS3Uri, resolveConfig, Storage } from "@memscore/shared";
+import {
+  createRedisConnection,
+  EXECUTION_PROVIDERS,
+  HEATMAP_FORMATS,
+  heatmapSuffix,
+  parseS3Uri,
+  resolveConfig,
+  Storage,
+} from "@memscore/shared";
 import { STAGES } from "@memscore/worker";
+import { benchArgs, choiceFlag, countFlag, sizeFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { defaultS3Processes, startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
@@ -111,11 +120,23 @@ async function startWorkerProcess(env, cpuProfileDir) {
     child.once("message", resolve);
     child.once("exit", (code) => reject(new Error(`bench worker exited with code ${code}`)));
   });
+  // A worker that dies mid-run (a V8 fatal error, the OOM killer) ends the benchmark with its exit
+  // code or signal, instead of leaving it waiting for a run that will never finish.
+  let stopping = false;
+  const died = new Promise((_, reject) =>
+    child.once("exit", (code, signal) => {
+      if (!stopping) reject(new Error(`bench worker exited (${signal ?? `code ${code}`}) during the run`));
+    }),
+  );
+  died.catch(() => {});
+  const whileAlive = (promise) => Promise.race([promise, died]);
   const ask = (type) =>
-    new Promise((resolve) => {
-      child.once("message", resolve);
-      child.send({ type });
-    });
+    whileAlive(
+      new Promise((resolve) => {
+        child.once("message", resolve);
+        child.send({ type });
+      }),
+    );
   return {
     pid: child.pid,
     provider: ready.provider,
@@ -124,8 +145,10 @@ async function startWorkerProcess(env, cpuProfileDir) {
     known: Object.fromEntries(Object.entries(ready.known).map(([k, ids]) => [k, new Set(ids)])),
     stats: () => ask("stats"),
     reset: () => ask("reset"),
+    whileAlive,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      stopping = true;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.send({ type: "stop" });
       await exited;
@@ -187,7 +210,7 @@ export async function measureEndToEnd({
     // Warm-up run, not counted: first inferences plan memory, S3 connections open, and V8
     // optimises the per-image code, as in a worker that has been scoring for a while
     // (DEFAULT_WARMUP_IMAGES says what a short warm-up left in the figures).
-    await scoreRun(storage, redis, config, "warmup", "warmup/", heatmapFormat);
+    await worker.whileAlive(scoreRun(storage, redis, config, "warmup", "warmup/", heatmapFormat));
     await worker.reset();
     const { engine: before } = await worker.stats();
     const rssBefore = processRssMiB(worker.pid);
@@ -198,7 +221,9 @@ export async function measureEndToEnd({
     const threadsBefore = threadTimes(worker.pid);
     const stolenBefore = stolenCpuMs();
 
-    const { seconds, snapshot } = await scoreRun(storage, redis, config, "measured", "run/", heatmapFormat);
+    const { seconds, snapshot } = await worker.whileAlive(
+      scoreRun(storage, redis, config, "measured", "run/", heatmapFormat),
+    );
     const workerCpu = processCpuMs(worker.pid) - workerCpuBefore;
     const faultsAfter = processMinorFaults(worker.pid);
     const producerCpu = process.cpuUsage(producerCpuBefore);
@@ -322,23 +347,8 @@ export function printEndToEnd(e2e) {
   }
 }
 
-/** A whole-number flag, at least 1 (`--warmup-images 128`), or a usage message and exit 2. */
-export function parseCount(flag, text, unit) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${flag} takes a whole number of ${unit}, at least 1, not ${JSON.stringify(text)}`);
-    process.exit(2);
-  }
-  return n;
-}
-
-export function parseSize(text) {
-  const [w, h] = text.split("x").map(Number);
-  return { width: w, height: h };
-}
-
 async function main() {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       model: { type: "string" },
       images: { type: "string", default: "128" },
@@ -358,22 +368,25 @@ async function main() {
   });
   const inputs = {
     model: values.model ?? ensureR50Model(),
-    images: Number(values.images),
-    ...parseSize(values.size),
-    batchSize: Number(values["batch-size"]),
-    maxBatchDelayMs: Number(values["max-batch-delay-ms"]),
-    threads: Number(values.threads ?? availableParallelism()),
-    provider: values.provider,
-    heatmapFormat: values["heatmap-format"],
-    warmupImages: parseCount("warmup-images", values["warmup-images"], "images"),
+    images: countFlag("images", values.images, "images"),
+    ...sizeFlag("size", values.size),
+    batchSize: countFlag("batch-size", values["batch-size"], "images"),
+    maxBatchDelayMs: countFlag("max-batch-delay-ms", values["max-batch-delay-ms"], "milliseconds", 0),
+    threads:
+      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    provider: choiceFlag("provider", values.provider, EXECUTION_PROVIDERS),
+    heatmapFormat: choiceFlag("heatmap-format", values["heatmap-format"], HEATMAP_FORMATS),
+    warmupImages: countFlag("warmup-images", values["warmup-images"], "images"),
     ...(values["s3-processes"] !== undefined && {
-      s3Processes: parseCount("s3-processes", values["s3-processes"], "processes"),
+      s3Processes: countFlag("s3-processes", values["s3-processes"], "processes"),
     }),
     ...(values["distinct-images"] !== undefined && {
-      distinctImages: parseCount("distinct-images", values["distinct-images"], "images"),
+      distinctImages: countFlag("distinct-images", values["distinct-images"], "images"),
     }),
     ...(values["cpu-prof"] !== undefined && { cpuProfileDir: values["cpu-prof"] }),
-    ...(values["pipeline-threads"] !== undefined && { pipelineThreads: Number(values["pipeline-threads"]) }),
+    ...(values["pipeline-threads"] !== undefined && {
+      pipelineThreads: countFlag("pipeline-threads", values["pipeline-threads"], "threads"),
+    }),
   };
   const machine = describeMachine();
   const e2e = await measureEndToEnd(inputs);

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { once } from "node:events";
 // Producer throughput: how fast `enqueueRun` turns an input listing into chunk jobs, and its peak
 // memory, against a plain BullMQ addBulk loop adding the same jobs (same payloads, chunk size,
 // id style, 50 chunks per call) in the same run. Two inputs: a streamed manifest of 100,000
@@ -10,11 +9,11 @@ import { once } from "node:events";
 //
 //   node bench/enqueue.bench.mjs [--manifest-images 100000] [--prefix-images 20000]
 //                                [--chunk-size 64] [--json]
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { enqueueRun } from "@memscore/producer";
 import {
   CHUNK_JOB_NAME,
@@ -24,10 +23,11 @@ import {
   resolveConfig,
   Storage,
 } from "@memscore/shared";
+import { benchArgs, countFlag } from "./lib/args.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     "manifest-images": { type: "string", default: "100000" },
     "prefix-images": { type: "string", default: "20000" },
@@ -35,9 +35,9 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const MANIFEST_IMAGES = Number(values["manifest-images"]);
-const PREFIX_IMAGES = Number(values["prefix-images"]);
-const CHUNK_SIZE = Number(values["chunk-size"]);
+const MANIFEST_IMAGES = countFlag("manifest-images", values["manifest-images"], "images");
+const PREFIX_IMAGES = countFlag("prefix-images", values["prefix-images"], "images");
+const CHUNK_SIZE = countFlag("chunk-size", values["chunk-size"], "images");
 const CHUNKS_PER_ADD = 50; // enqueueRun's default group size
 const IN = "bench-enqueue-in";
 const OUT = "bench-enqueue-out";

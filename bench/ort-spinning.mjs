@@ -9,14 +9,14 @@
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { decodeImage, InferenceClient, InferenceEngine, renderHeatmap } from "@memscore/worker";
 import sharp from "sharp";
+import { benchArgs, countFlag, positiveFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     model: { type: "string" },
     threads: { type: "string" },
@@ -26,9 +26,10 @@ const { values } = parseArgs({
   },
 });
 const model = values.model ?? ensureR50Model();
-const threads = Number(values.threads ?? availableParallelism());
-const batchSize = Number(values["batch-size"]);
-const seconds = Number(values.seconds);
+const threads =
+  values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads");
+const batchSize = countFlag("batch-size", values["batch-size"], "images");
+const seconds = positiveFlag("seconds", values.seconds, "seconds");
 sharp.concurrency(1);
 const { dir, files } = await benchImages(16, 640, 480);
 const bodies = await Promise.all(files.map((f) => readFile(join(dir, f))));

@@ -4,10 +4,12 @@
 // this is the ceiling the end-to-end pipeline is measured against.
 //
 //   node bench/raw-model.mjs [--model PATH] [--provider cpu|cuda|webgpu|auto] [--threads N]
-//                            [--batch-sizes 1,4,8,16,32] [--seconds 6] [--json]
+//                            [--batch-sizes 1,4,8,16,32] [--seconds 30] [--json]
+// --seconds: the whole sweep's time, shared equally by the batch sizes.
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
+import { EXECUTION_PROVIDERS } from "@memscore/shared";
 import { ModelRuntime } from "@memscore/worker";
+import { benchArgs, choiceFlag, countFlag, countListFlag, positiveFlag } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 
@@ -83,7 +85,7 @@ export function printRaw(raw) {
 }
 
 async function main() {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       model: { type: "string" },
       provider: { type: "string", default: "cpu" },
@@ -95,10 +97,11 @@ async function main() {
   });
   const inputs = {
     model: values.model ?? ensureR50Model(),
-    provider: values.provider,
-    threads: Number(values.threads ?? availableParallelism()),
-    batchSizes: values["batch-sizes"].split(",").map(Number),
-    seconds: Number(values.seconds),
+    provider: choiceFlag("provider", values.provider, EXECUTION_PROVIDERS),
+    threads:
+      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    batchSizes: countListFlag("batch-sizes", values["batch-sizes"], "images"),
+    seconds: positiveFlag("seconds", values.seconds, "seconds"),
   };
   const machine = describeMachine();
   const raw = await measureRawThroughput(inputs);

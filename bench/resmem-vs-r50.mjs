@@ -9,8 +9,8 @@
 //   node bench/resmem-vs-r50.mjs --resmem PATH [--r50 PATH] [--images 48] [--size 640x480]
 //                                [--batch-size 8] [--threads N] [--raw-seconds 15] [--json]
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
-import { measureEndToEnd, parseSize } from "./end-to-end.mjs";
+import { measureEndToEnd } from "./end-to-end.mjs";
+import { benchArgs, countFlag, positiveFlag, sizeFlag, usageError } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 import { measureRawThroughput } from "./raw-model.mjs";
@@ -86,7 +86,7 @@ export function printResmemVsR50(result, batchSize) {
 }
 
 async function main() {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       resmem: { type: "string" },
       r50: { type: "string" },
@@ -98,20 +98,16 @@ async function main() {
       json: { type: "boolean", default: false },
     },
   });
-  if (!values.resmem) {
-    console.error(
-      "usage: node bench/resmem-vs-r50.mjs --resmem PATH [--r50 PATH] [--images N] ... (see the file)",
-    );
-    process.exit(2);
-  }
+  if (!values.resmem) usageError("--resmem PATH is required");
   const inputs = {
     resmem: values.resmem,
     r50: values.r50 ?? ensureR50Model(),
-    images: Number(values.images),
-    ...parseSize(values.size),
-    batchSize: Number(values["batch-size"]),
-    threads: Number(values.threads ?? availableParallelism()),
-    rawSeconds: Number(values["raw-seconds"]),
+    images: countFlag("images", values.images, "images"),
+    ...sizeFlag("size", values.size),
+    batchSize: countFlag("batch-size", values["batch-size"], "images"),
+    threads:
+      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    rawSeconds: positiveFlag("raw-seconds", values["raw-seconds"], "seconds"),
   };
   const machine = describeMachine();
   const result = await measureResmemVsR50(inputs);

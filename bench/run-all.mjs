@@ -16,28 +16,23 @@
 //                          [--resmem RESMEM.onnx] [--json]
 // With --resmem, ResMem's raw and end-to-end throughput are measured too (bench/resmem-vs-r50.mjs)
 // and divided by r50's from this run.
+
 // The SDK's notice about its own 2027 releases is not actionable here (the CLI silences it too);
 // pipeline threads copy this environment when they start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
-import {
-  DEFAULT_WARMUP_IMAGES,
-  measureEndToEnd,
-  parseCount,
-  parseSize,
-  printEndToEnd,
-} from "./end-to-end.mjs";
+import { DEFAULT_WARMUP_IMAGES, measureEndToEnd, printEndToEnd } from "./end-to-end.mjs";
+import { benchArgs, countFlag, countListFlag, positiveFlag, sizeFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
 import { measureRawThroughput, printRaw } from "./raw-model.mjs";
 import { measureResmemVsR50, printResmemVsR50 } from "./resmem-vs-r50.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     images: { type: "string", default: "96" },
     size: { type: "string", default: "640x480" },
@@ -52,19 +47,20 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const threads = Number(values.threads ?? availableParallelism());
-const { width, height } = parseSize(values.size);
+const threads =
+  values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads");
+const { width, height } = sizeFlag("size", values.size);
 const model = ensureR50Model();
 const inputs = {
   model,
-  images: Number(values.images),
+  images: countFlag("images", values.images, "images"),
   width,
   height,
   threads,
   provider: "cpu",
-  rawBatchSizes: values["batch-sizes"].split(",").map(Number),
-  tinyImages: Number(values["tiny-images"]),
-  warmupImages: parseCount("warmup-images", values["warmup-images"], "images"),
+  rawBatchSizes: countListFlag("batch-sizes", values["batch-sizes"], "images"),
+  tinyImages: countFlag("tiny-images", values["tiny-images"], "images"),
+  warmupImages: countFlag("warmup-images", values["warmup-images"], "images"),
 };
 const machine = describeMachine();
 const say = values.json ? () => {} : console.log;
@@ -76,12 +72,15 @@ const rawOptions = {
   provider: "cpu",
   threads,
   batchSizes: inputs.rawBatchSizes,
-  seconds: Number(values["raw-seconds"]),
+  seconds: positiveFlag("raw-seconds", values["raw-seconds"], "seconds"),
 };
 const rawBefore = await measureRawThroughput(rawOptions);
 if (!values.json) printRaw(rawBefore);
 // The end-to-end runs use the raw benchmark's best batch size unless one is given.
-const batchSize = Number(values["batch-size"] ?? rawBefore.best.batchSize);
+const batchSize =
+  values["batch-size"] === undefined
+    ? rawBefore.best.batchSize
+    : countFlag("batch-size", values["batch-size"], "images");
 const { dir } = await benchImages(inputs.images, width, height);
 const e2eOptions = {
   model,
@@ -202,7 +201,7 @@ if (values.resmem) {
     height,
     batchSize,
     threads,
-    rawSeconds: Number(values["raw-seconds"]),
+    rawSeconds: rawOptions.seconds,
     r50Measured: { raw: rawMean, endToEnd: jpeg.imagesPerSecond },
   });
   ratios.resmemRawOverR50 = resmem.ratios.rawResmemOverR50;

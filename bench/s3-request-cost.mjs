@@ -13,9 +13,9 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import http from "node:http";
-import { parseArgs } from "node:util";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Storage } from "@memscore/shared";
+import { benchArgs, countFlag } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 
 const SERVER = `
@@ -37,10 +37,10 @@ server.keepAliveTimeout = 60000;
 server.listen(0, "127.0.0.1", () => process.send(server.address().port));
 `;
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: { requests: { type: "string", default: "2000" }, json: { type: "boolean", default: false } },
 });
-const requests = Number(values.requests);
+const requests = countFlag("requests", values.requests, "requests");
 
 const child = spawn(process.execPath, ["-e", SERVER], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
 const [port] = await once(child, "message");

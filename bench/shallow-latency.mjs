@@ -6,12 +6,12 @@
 //
 //   node bench/shallow-latency.mjs [--model PATH] [--batch-size 16] [--max-batch-delay-ms 20] [--images 20] [--json]
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import { InferenceClient, InferenceEngine, ModelRuntime } from "@memscore/worker";
+import { benchArgs, countFlag } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     model: { type: "string" },
     "batch-size": { type: "string", default: "16" },
@@ -21,9 +21,9 @@ const { values } = parseArgs({
   },
 });
 const model = values.model ?? ensureR50Model();
-const batchSize = Number(values["batch-size"]);
-const maxDelayMs = Number(values["max-batch-delay-ms"]);
-const images = Number(values.images);
+const batchSize = countFlag("batch-size", values["batch-size"], "images");
+const maxDelayMs = countFlag("max-batch-delay-ms", values["max-batch-delay-ms"], "milliseconds", 0);
+const images = countFlag("images", values.images, "images");
 
 const threads = availableParallelism();
 // One inference of one image, alone: the "one inference" term.

@@ -9,16 +9,16 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
 import { enqueueRun, waitForRun } from "@memscore/producer";
 import { createRedisConnection, parseS3Uri, resolveConfig, Storage, silentLogger } from "@memscore/shared";
 import { WorkerService } from "@memscore/worker";
+import { benchArgs, countFlag, sizeFlag } from "./lib/args.mjs";
 import { photoJpeg } from "./lib/bench-images.mjs";
 import { startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { TINY_MODEL } from "./lib/model-file.mjs";
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     images: { type: "string", default: "5000" },
     distinct: { type: "string", default: "100" },
@@ -27,14 +27,14 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const [width, height] = values.size.split("x").map(Number);
+const { width, height } = sizeFlag("size", values.size);
 const inputs = {
   model: TINY_MODEL,
-  images: Number(values.images),
-  distinct: Number(values.distinct),
+  images: countFlag("images", values.images, "images"),
+  distinct: countFlag("distinct", values.distinct, "images"),
   width,
   height,
-  batchSize: Number(values["batch-size"]),
+  batchSize: countFlag("batch-size", values["batch-size"], "images"),
   threads: availableParallelism(),
 };
 const checkpoints = [1000, 2000, 3000, 4000, 5000].filter((n) => n <= inputs.images);

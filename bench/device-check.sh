@@ -17,7 +17,8 @@
 # what the budget cuts is the least wanted:
 #   (t) the tiny model on the CPU provider, end to end with 1, 2, 4 and 8 pipeline threads: does
 #       host work scale with cores (the 2-core machine cannot say);
-#   (e) r50 end to end on the CUDA provider, one worker process, JPEG heatmaps and scores only;
+#   (e) r50 end to end on the CUDA provider, one worker process, JPEG heatmaps and scores only,
+#       and scores only with one ONNX Runtime CPU thread;
 #   (b) onnxruntime-node's CUDA provider, raw, on the same weights: fp32 and fp16 models, batch
 #       1, 16, 64, 128; whether `ep.cuda.cudnn_conv_algo_search` session entries reach it;
 #   (a) PyTorch CUDA r50 throughput, fp32 and fp16, batch 1, 16, 64, 128, and at batch 64 with
@@ -257,25 +258,29 @@ export FP32 FP16
 { want e || want b || want a || want c || want d; } && step 60 "export r50 fp32" "$PYTHON" model/export.py --variant r50 --seed 0 --out "$FP32"
 
 # (e) end to end, one worker process (16 pipeline threads, the default), CUDA provider, r50:
-# JPEG heatmaps, then scores only.
+# JPEG heatmaps, then scores only; then scores only with one ONNX Runtime CPU thread instead of
+# 16 (a CUDA session's CPU pool runs the nodes left on the CPU, beside 16 busy pipeline threads).
 e2e() {
-  local format rc=0
-  for format in jpeg none; do
+  local run format threads name rc=0
+  # format:ONNX Runtime CPU threads (empty: the default, one per core)
+  for run in jpeg: none: none:1; do
+    format="${run%%:*}" threads="${run##*:}" name="e2e-$format${threads:+-ort$threads}"
     UV_THREADPOOL_SIZE=16 node bench/end-to-end.mjs --provider cuda --model "$FP32" --images 4096 --distinct-images 512 \
-      --batch-size 64 --heatmap-format "$format" --json >"$RESULTS/e2e-$format.json" 2>"$RESULTS/e2e-$format.err" ||
-      { rc=$?; tail -15 "$RESULTS/e2e-$format.err"; continue; }
+      --batch-size 64 ${threads:+--threads "$threads"} --heatmap-format "$format" --json >"$RESULTS/$name.json" 2>"$RESULTS/$name.err" ||
+      { rc=$?; tail -15 "$RESULTS/$name.err"; continue; }
     node -e '
       const r = JSON.parse(require("fs").readFileSync(process.argv[1]));
       const c = r.cpuMsPerImage;
-      console.log(`${r.heatmapFormat}: ${r.imagesPerSecond.toFixed(1)} images/s on ${r.provider}, ${r.pipelineThreads} pipeline threads; batch fill ${r.meanBatchFill.toFixed(2)}, engine busy ${(100 * r.engineBusyShare).toFixed(0)}%; ` +
+      const engineMs = (1000 * r.seconds * r.engineBusyShare) / r.batches;
+      console.log(`${r.heatmapFormat}, ${r.inputs?.threads ?? process.argv[2]} ONNX Runtime CPU threads: ${r.imagesPerSecond.toFixed(1)} images/s on ${r.provider}, ${r.pipelineThreads} pipeline threads; batch fill ${r.meanBatchFill.toFixed(2)}, engine busy ${(100 * r.engineBusyShare).toFixed(0)}%, ${engineMs.toFixed(0)} ms per batch; ` +
         `worker CPU ${c.workerProcess.toFixed(2)} ms/image (inference thread ${c.byThread.inference.toFixed(2)}, outside inference ${c.outsideInference.toFixed(2)}, main thread ${c.byThread.main.toFixed(2)}); ` +
         `S3 server ${c.s3Server.toFixed(2)} ms/image in ${r.s3Processes} processes; cores × time ${c.available.toFixed(2)} ms/image; ${r.scored} scored, ${r.failed} failed; ${r.paddedRows} padding rows; JPEG codec ${r.jpegCodec}`);
-    ' "$RESULTS/e2e-$format.json"
+    ' "$RESULTS/$name.json" "${threads:-$(nproc)}"
   done
   return $rc
 }
 export -f e2e
-want e && step 150 "(e) end to end, one worker process, CUDA provider, r50" bash -c e2e
+want e && step 240 "(e) end to end, one worker process, CUDA provider, r50" bash -c e2e
 
 # (b) the CUDA provider, raw: pre-decoded tensors through ModelRuntime.run.
 want b && step 70 "(b1) CUDA provider, raw, fp32" bash -c "node bench/raw-model.mjs --provider cuda --model '$FP32' \
@@ -430,7 +435,7 @@ pt = {(r["variant"], r["batch"]): r["imagesPerSecond"] for r in torch_rows}
 cuda32, cuda16, webgpu = raw("raw-cuda-fp32.json"), raw("raw-cuda-fp16.json"), raw("raw-webgpu.json")
 KEEP = ("imagesPerSecond", "pipelineThreads", "s3Processes", "jpegCodec", "scored", "failed", "meanBatchFill", "paddedRows", "engineBusyShare", "cpuMsPerImage")
 brief = lambda run: run and {k: run.get(k) for k in KEEP}
-e2e = {fmt: load(f"e2e-{fmt}.json") for fmt in ("jpeg", "none")}
+e2e = {fmt: load(f"e2e-{fmt}.json") for fmt in ("jpeg", "none", "none-ort1")}
 tiny = {n: load(f"tiny-{n}.json") for n in (1, 2, 4, 8)}
 summary = {"pytorch": torch_rows, "cudaFp32": cuda32, "cudaFp16": cuda16, "webgpu": webgpu,
            "e2e": {fmt: brief(run) for fmt, run in e2e.items()},

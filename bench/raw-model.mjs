@@ -40,6 +40,7 @@ export async function measureRawThroughput({ model, provider, threads, batchSize
         lastTick = now;
       }, 2);
       const start = performance.now();
+      const cpuBefore = process.cpuUsage();
       let longestRunMs = 0;
       // At least 3 batches, then until the time budget is spent.
       while (runs < 3 || performance.now() - start < (seconds * 1000) / batchSizes.length) {
@@ -49,6 +50,11 @@ export async function measureRawThroughput({ model, provider, threads, batchSize
         runs++;
       }
       const elapsed = (performance.now() - start) / 1000;
+      // This process's CPU: ONNX Runtime's threads, nearly all of it. On the CPU provider, how
+      // busy the model alone keeps the cores, so an end-to-end run's idle time can be told apart
+      // from the model's own.
+      const cpu = process.cpuUsage(cpuBefore);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
       clearInterval(ticker);
       results.push({
         batchSize,
@@ -57,6 +63,8 @@ export async function measureRawThroughput({ model, provider, threads, batchSize
         msPerBatch: (elapsed * 1000) / runs,
         maxEventLoopGapMs: maxTimerGapMs,
         longestBatchMs: longestRunMs,
+        cpuMsPerImage: cpuMs / (runs * batchSize),
+        coresBusy: cpuMs / 1000 / elapsed,
       });
     }
     const best = results.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
@@ -78,7 +86,8 @@ export function printRaw(raw) {
     console.log(
       `  batch ${String(r.batchSize).padStart(3)}: ${r.imagesPerSecond.toFixed(2).padStart(8)} images/s ` +
         `(${r.msPerBatch.toFixed(1)} ms/batch, ${r.batches} batches; longest event-loop gap ` +
-        `${r.maxEventLoopGapMs.toFixed(1)} ms vs longest batch ${r.longestBatchMs.toFixed(1)} ms)`,
+        `${r.maxEventLoopGapMs.toFixed(1)} ms vs longest batch ${r.longestBatchMs.toFixed(1)} ms; ` +
+        `${r.cpuMsPerImage.toFixed(1)} CPU-ms per image, ${r.coresBusy.toFixed(2)} cores busy)`,
     );
   }
   console.log(`  best: batch ${raw.best.batchSize} at ${raw.best.imagesPerSecond.toFixed(2)} images/s`);

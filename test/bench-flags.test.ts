@@ -12,7 +12,11 @@ const BENCHES = readdirSync(join(ROOT, "bench"))
   .sort();
 
 const run = (script: string, ...args: string[]) =>
-  spawnSync(process.execPath, [join("bench", script), ...args], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  spawnSync(process.execPath, [join("bench", script), ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
 
 describe("benchmark flags", () => {
   it("finds the benchmarks", () => {
@@ -34,11 +38,23 @@ describe("benchmark flags", () => {
   });
 
   it.each([
-    ["end-to-end.mjs", ["--images", "many"], '--images takes a whole number of images, at least 1, not "many"'],
+    [
+      "end-to-end.mjs",
+      ["--images", "many"],
+      '--images takes a whole number of images, at least 1, not "many"',
+    ],
     ["end-to-end.mjs", ["--images", "1.5"], '--images takes a whole number of images, at least 1, not "1.5"'],
     ["end-to-end.mjs", ["--size", "640"], '--size takes WIDTHxHEIGHT in pixels, not "640"'],
-    ["end-to-end.mjs", ["--heatmap-format", "gif"], '--heatmap-format takes one of jpeg, png, webp, none, not "gif"'],
-    ["run-all.mjs", ["--batch-sizes", "1,x"], '--batch-sizes takes a whole number of images, at least 1, not "x"'],
+    [
+      "end-to-end.mjs",
+      ["--heatmap-format", "gif"],
+      '--heatmap-format takes one of jpeg, png, webp, none, not "gif"',
+    ],
+    [
+      "run-all.mjs",
+      ["--batch-sizes", "1,x"],
+      '--batch-sizes takes a whole number of images, at least 1, not "x"',
+    ],
     ["raw-model.mjs", ["--seconds", "0"], '--seconds takes a positive number of seconds, not "0"'],
     ["raw-model.mjs", ["--provider", "gpu"], '--provider takes one of auto, cpu, cuda, webgpu, not "gpu"'],
     ["soak-rss.mjs", ["--distinct", "0"], '--distinct takes a whole number of images, at least 1, not "0"'],

@@ -32,7 +32,7 @@ import {
   Storage,
 } from "@memscore/shared";
 import { STAGES } from "@memscore/worker";
-import { benchArgs, choiceFlag, countFlag, sizeFlag } from "./lib/args.mjs";
+import { benchArgs, choiceFlag, countFlag, sizeFlag, threadsFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { defaultS3Processes, startBenchServices } from "./lib/bench-services.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
@@ -372,8 +372,7 @@ async function main() {
     ...sizeFlag("size", values.size),
     batchSize: countFlag("batch-size", values["batch-size"], "images"),
     maxBatchDelayMs: countFlag("max-batch-delay-ms", values["max-batch-delay-ms"], "milliseconds", 0),
-    threads:
-      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    threads: threadsFlag(values.threads),
     provider: choiceFlag("provider", values.provider, EXECUTION_PROVIDERS),
     heatmapFormat: choiceFlag("heatmap-format", values["heatmap-format"], HEATMAP_FORMATS),
     warmupImages: countFlag("warmup-images", values["warmup-images"], "images"),

@@ -7,11 +7,10 @@
 //
 //   node bench/ort-spinning.mjs [--model PATH] [--threads N] [--batch-size 1] [--seconds 10] [--json]
 import { readFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { decodeImage, InferenceClient, InferenceEngine, renderHeatmap } from "@memscore/worker";
 import sharp from "sharp";
-import { benchArgs, countFlag, positiveFlag } from "./lib/args.mjs";
+import { benchArgs, countFlag, positiveFlag, threadsFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
@@ -26,8 +25,7 @@ const { values } = benchArgs({
   },
 });
 const model = values.model ?? ensureR50Model();
-const threads =
-  values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads");
+const threads = threadsFlag(values.threads);
 const batchSize = countFlag("batch-size", values["batch-size"], "images");
 const seconds = positiveFlag("seconds", values.seconds, "seconds");
 sharp.concurrency(1);

@@ -6,10 +6,9 @@
 //   node bench/raw-model.mjs [--model PATH] [--provider cpu|cuda|webgpu|auto] [--threads N]
 //                            [--batch-sizes 1,4,8,16,32] [--seconds 30] [--json]
 // --seconds: the whole sweep's time, shared equally by the batch sizes.
-import { availableParallelism } from "node:os";
 import { EXECUTION_PROVIDERS } from "@memscore/shared";
 import { ModelRuntime } from "@memscore/worker";
-import { benchArgs, choiceFlag, countFlag, countListFlag, positiveFlag } from "./lib/args.mjs";
+import { benchArgs, choiceFlag, countListFlag, positiveFlag, threadsFlag } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 
@@ -107,8 +106,7 @@ async function main() {
   const inputs = {
     model: values.model ?? ensureR50Model(),
     provider: choiceFlag("provider", values.provider, EXECUTION_PROVIDERS),
-    threads:
-      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    threads: threadsFlag(values.threads),
     batchSizes: countListFlag("batch-sizes", values["batch-sizes"], "images"),
     seconds: positiveFlag("seconds", values.seconds, "seconds"),
   };

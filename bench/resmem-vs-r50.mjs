@@ -8,9 +8,8 @@
 //
 //   node bench/resmem-vs-r50.mjs --resmem PATH [--r50 PATH] [--images 48] [--size 640x480]
 //                                [--batch-size 8] [--threads N] [--raw-seconds 15] [--json]
-import { availableParallelism } from "node:os";
 import { measureEndToEnd } from "./end-to-end.mjs";
-import { benchArgs, countFlag, positiveFlag, sizeFlag, usageError } from "./lib/args.mjs";
+import { benchArgs, countFlag, positiveFlag, sizeFlag, threadsFlag, usageError } from "./lib/args.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model } from "./lib/model-file.mjs";
 import { measureRawThroughput } from "./raw-model.mjs";
@@ -105,8 +104,7 @@ async function main() {
     images: countFlag("images", values.images, "images"),
     ...sizeFlag("size", values.size),
     batchSize: countFlag("batch-size", values["batch-size"], "images"),
-    threads:
-      values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads"),
+    threads: threadsFlag(values.threads),
     rawSeconds: positiveFlag("raw-seconds", values["raw-seconds"], "seconds"),
   };
   const machine = describeMachine();

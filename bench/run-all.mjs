@@ -22,10 +22,9 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 import { execFileSync } from "node:child_process";
-import { availableParallelism } from "node:os";
 import { BUNDLED_MODEL_PATH } from "@memscore/worker";
 import { DEFAULT_WARMUP_IMAGES, measureEndToEnd, printEndToEnd } from "./end-to-end.mjs";
-import { benchArgs, countFlag, countListFlag, positiveFlag, sizeFlag } from "./lib/args.mjs";
+import { benchArgs, countFlag, countListFlag, positiveFlag, sizeFlag, threadsFlag } from "./lib/args.mjs";
 import { benchImages } from "./lib/bench-images.mjs";
 import { describeMachine, printMachine } from "./lib/machine.mjs";
 import { ensureR50Model, REPO_ROOT, TORCH_PYTHON, torchAvailable } from "./lib/model-file.mjs";
@@ -47,8 +46,7 @@ const { values } = benchArgs({
     json: { type: "boolean", default: false },
   },
 });
-const threads =
-  values.threads === undefined ? availableParallelism() : countFlag("threads", values.threads, "threads");
+const threads = threadsFlag(values.threads);
 const { width, height } = sizeFlag("size", values.size);
 const model = ensureR50Model();
 const inputs = {

@@ -2,6 +2,7 @@
 // CLI; --help prints the usage. The usage is the script's own header comment (its first comment
 // block), so the one description of a benchmark's flags is the one at the top of its file.
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -45,6 +46,11 @@ export function countFlag(flag, text, unit, min = 1) {
     usageError(`--${flag} takes a whole number of ${unit}, at least ${min}, not ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+/** `--threads N` (ONNX Runtime intra-op threads), this machine's core count when not given. */
+export function threadsFlag(text) {
+  return text === undefined ? availableParallelism() : countFlag("threads", text, "threads");
 }
 
 /** A list of whole numbers (`--batch-sizes 1,8,16`), or a usage message and exit 2. */
